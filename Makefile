@@ -1,0 +1,55 @@
+# The README's two commands: `make demo` and `make test`. Each creates .venv on first use.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export RAY_USAGE_STATS_ENABLED ?= 0
+export RAY_AUTH_MODE ?= token
+export PYTHONHASHSEED ?= 0
+
+.PHONY: demo test lint typecheck unit pytest bench proto clean help
+
+help:
+	@echo "make demo   - ingest bundled real data through DataSourceActors and print a summary"
+	@echo "make test   - ruff + mypy + pytest (unit, ray, cluster)"
+	@echo "make bench  - run the benchmarks in bench/"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# The CPU build on these machines; a bare `torch` would pull a multi-GB CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+$(VENV)/.bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $(VENV)/.bench
+
+demo: $(STAMP)
+	$(BIN)/tinywindow demo
+
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check tinywindow actors tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy tinywindow actors
+
+pytest: $(STAMP)
+	$(BIN)/pytest -q tests
+
+unit: $(STAMP)
+	$(BIN)/pytest -q -m unit tests
+
+bench: $(VENV)/.bench
+	$(BIN)/python bench/features.py
+	$(BIN)/python bench/handoff.py
+
+proto: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. \
+		tinywindow/data/feed/market_data.proto
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

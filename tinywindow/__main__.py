@@ -1,0 +1,5 @@
+import sys
+
+from tinywindow.cli import main
+
+sys.exit(main())

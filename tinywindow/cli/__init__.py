@@ -1,0 +1,69 @@
+"""The ``tinywindow`` command.
+
+Each sub-command group lives in its own module exposing ``register(subparsers)``; heavy
+imports (Ray, torch) happen inside the command functions so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from tinywindow import __version__
+from tinywindow.config import Config, load
+from tinywindow.errors import TinyWindowError
+from tinywindow.log import get_logger, setup
+
+# Modules under tinywindow.cli that add sub-commands, in the order --help lists them.
+COMMAND_MODULES: list[str] = []
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tinywindow",
+        description="TinyWindow: an actor-model distributed AI trading engine on Ray.",
+    )
+    parser.add_argument("--version", action="version", version=f"tinywindow {__version__}")
+    parser.add_argument("-c", "--config", help="YAML or JSON config file")
+    parser.add_argument(
+        "-s",
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set risk.max_position=0.1 (repeatable)",
+    )
+    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"tinywindow.cli.{name}").register(sub)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    overrides = list(args.set)
+    if args.log_level:
+        overrides.append(f"log.level={args.log_level}")
+    return load(args.config, overrides=overrides)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+        setup(cfg.log.level)
+        result = args.func(args, cfg)
+        return int(result or 0)
+    except TinyWindowError as exc:
+        get_logger("cli").debug("command failed", exc_info=True)
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
