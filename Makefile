@@ -44,8 +44,7 @@ unit: $(STAMP)
 	$(BIN)/pytest -q -m unit tests
 
 bench: $(VENV)/.bench
-	$(BIN)/python bench/features.py
-	$(BIN)/python bench/handoff.py
+	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 proto: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. \

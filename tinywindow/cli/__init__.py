@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 from collections.abc import Sequence
 
@@ -16,8 +17,11 @@ from tinywindow.config import Config, load
 from tinywindow.errors import TinyWindowError
 from tinywindow.log import get_logger, setup
 
-# Modules under tinywindow.cli that add sub-commands, in the order --help lists them.
-COMMAND_MODULES: list[str] = []
+
+
+def command_modules() -> list[str]:
+    """Every module of this package adds a sub-command group (discovered, sorted by name)."""
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMAND_MODULES:
+    for name in command_modules():
         importlib.import_module(f"tinywindow.cli.{name}").register(sub)
     return parser
 
