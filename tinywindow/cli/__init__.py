@@ -18,7 +18,6 @@ from tinywindow.errors import TinyWindowError
 from tinywindow.log import get_logger, setup
 
 
-
 def command_modules() -> list[str]:
     """Every module of this package adds a sub-command group (discovered, sorted by name)."""
     return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
