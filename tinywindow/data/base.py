@@ -1,0 +1,187 @@
+"""The DataSource protocol and what every source shares: time ranges, selection, replay."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import date, datetime
+from typing import Protocol, TypeAlias, runtime_checkable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tinywindow.errors import DataError
+from tinywindow.schema import BARS, Quarantine, quarantine, validate
+
+TimeLike: TypeAlias = str | datetime | date | pd.Timestamp | int | None
+
+
+@runtime_checkable
+class DataSource(Protocol):
+    """A market-data source: history as BARS tables, and a stream of new BARS batches."""
+
+    name: str
+
+    def symbols(self) -> list[str]: ...
+
+    def fetch(
+        self,
+        symbols: Sequence[str] | None = None,
+        start: TimeLike = None,
+        end: TimeLike = None,
+    ) -> pa.Table:
+        """BARS for ``symbols`` (all when None) with start <= ts < end."""
+        ...
+
+    def stream(self) -> Iterator[pa.Table]:
+        """BARS batches in time order (live, or a replay of history)."""
+        ...
+
+
+def to_utc_ns(value: TimeLike) -> int | None:
+    """A time as integer nanoseconds since the epoch, UTC; naive times are taken as UTC."""
+    if value is None:
+        return None
+    if isinstance(value, int | np.integer):
+        return int(value)
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"not a time: {value!r}") from exc
+    if ts is pd.NaT:
+        raise DataError(f"not a time: {value!r}")
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return int(ts.value)
+
+
+def select(
+    table: pa.Table,
+    symbols: Sequence[str] | None = None,
+    start: TimeLike = None,
+    end: TimeLike = None,
+) -> pa.Table:
+    """Rows of ``table`` for ``symbols`` with start <= ts < end (vectorised filter)."""
+    mask = None
+    if symbols is not None:
+        sym = table.column("symbol")
+        if pa.types.is_dictionary(sym.type):
+            sym = sym.cast(sym.type.value_type)
+        mask = pc.is_in(sym, value_set=pa.array(list(symbols), pa.string()))
+    ts = table.column("ts").cast(pa.int64())
+    for bound, op in ((to_utc_ns(start), pc.greater_equal), (to_utc_ns(end), pc.less)):
+        if bound is not None:
+            m = op(ts, pa.scalar(bound, pa.int64()))
+            mask = m if mask is None else pc.and_(mask, m)
+    return table if mask is None else table.filter(mask)
+
+
+def time_order(table: pa.Table) -> pa.Table:
+    """Rows sorted by (ts, symbol): the order a live feed delivers them."""
+    if table.num_rows == 0:
+        return table
+    ts = table.column("ts").cast(pa.int64()).to_numpy()
+    sym = table.column("symbol").cast(pa.string()).to_numpy(zero_copy_only=False)
+    order = np.lexsort((sym, ts))
+    return table.take(pa.array(order))
+
+
+def replay(
+    table: pa.Table,
+    speed: float = 0.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[pa.Table]:
+    """One BARS batch per distinct timestamp, in time order.
+
+    ``speed`` is market seconds per wall-clock second (86400 plays a day of daily bars per
+    second); 0 plays as fast as the consumer reads.
+    """
+    ordered = time_order(table)
+    if ordered.num_rows == 0:
+        return
+    ts = ordered.column("ts").cast(pa.int64()).to_numpy()
+    cuts = np.flatnonzero(np.diff(ts)) + 1
+    starts = np.concatenate([[0], cuts])
+    ends = np.concatenate([cuts, [len(ts)]])
+    previous: int | None = None
+    for a, b in zip(starts, ends, strict=True):
+        if speed > 0 and previous is not None:
+            sleep((ts[a] - previous) / 1e9 / speed)
+        previous = int(ts[a])
+        yield ordered.slice(int(a), int(b - a))
+
+
+def admit(
+    table: pa.Table, source: str, on_bad_rows: str = "reject"
+) -> tuple[pa.Table, Quarantine]:
+    """Validate a batch entering the system: reject it whole, or quarantine its bad rows."""
+    if on_bad_rows == "quarantine":
+        return quarantine(table, BARS, source=source)
+    if on_bad_rows != "reject":
+        raise DataError(f"on_bad_rows must be 'reject' or 'quarantine', got {on_bad_rows!r}", source=source)
+    return validate(table, BARS, source=source), Quarantine()
+
+
+def bars_from_frame(df: pd.DataFrame, symbol: str) -> pa.Table:
+    """A BARS table from a frame with a UTC DatetimeIndex and open..volume columns."""
+    n = len(df)
+    index = pd.DatetimeIndex(df.index)
+    if index.tz is None:
+        raise DataError("timestamps must be timezone-aware before conversion", source=symbol)
+    sym = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([symbol]))
+    cols: list[pa.Array] = [sym, pa.array(index.tz_convert("UTC").as_unit("ns").asi8, BARS.field("ts").type)]
+    for k in ("open", "high", "low", "close", "volume"):
+        cols.append(pa.array(np.asarray(df[k], dtype=np.float64)))
+    return pa.Table.from_arrays(cols, schema=BARS)
+
+
+def concat_bars(tables: Sequence[pa.Table]) -> pa.Table:
+    """Concatenate BARS tables, unifying their symbol dictionaries."""
+    if not tables:
+        return BARS.empty_table()
+    return pa.concat_tables(tables).unify_dictionaries().combine_chunks()
+
+
+class HistoricalSource:
+    """Base for sources whose whole history is known: fetch selects, stream replays."""
+
+    name: str
+    on_bad_rows: str = "reject"
+    replay_speed: float = 0.0
+
+    def __init__(self) -> None:
+        self._table: pa.Table | None = None
+        self.quarantined = Quarantine()
+
+    def parts(self) -> Iterator[tuple[str, pa.Table]]:
+        """The full history as raw BARS, in parts named for error messages (a file, a
+        dataset); each part is validated on its own so a row number points into it."""
+        raise NotImplementedError
+
+    def table(self) -> pa.Table:
+        """The validated history (loaded once)."""
+        if self._table is None:
+            admitted, report = [], Quarantine()
+            for label, raw in self.parts():
+                clean, q = admit(raw, label, self.on_bad_rows)
+                admitted.append(clean)
+                report = report.merge(q)
+            table, q = admit(concat_bars(admitted), self.name, self.on_bad_rows)
+            self._table, self.quarantined = table, report.merge(q)
+        return self._table
+
+    def symbols(self) -> list[str]:
+        sym = self.table().column("symbol")
+        return sorted(set(sym.cast(pa.string()).unique().to_pylist()))
+
+    def fetch(
+        self,
+        symbols: Sequence[str] | None = None,
+        start: TimeLike = None,
+        end: TimeLike = None,
+    ) -> pa.Table:
+        return select(self.table(), symbols, start, end)
+
+    def stream(self) -> Iterator[pa.Table]:
+        return replay(self.table(), self.replay_speed)

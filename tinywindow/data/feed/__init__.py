@@ -1,0 +1,1 @@
+"""The gRPC market-data feed: a resumable bar stream (server and client)."""

@@ -1,0 +1,168 @@
+"""A feed server that replays any source over gRPC at a speed factor.
+
+A publisher thread appends the source's bars, in time order, to an in-memory log; each
+subscriber streams the log from the sequence number it asks for, waiting for new bars when
+it has caught up.  When the replay is over, streams end normally (status OK).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent import futures
+
+import grpc
+import numpy as np
+import pyarrow as pa
+
+from tinywindow.data.base import DataSource, select, time_order
+from tinywindow.data.feed import market_data_pb2 as pb
+from tinywindow.data.feed import market_data_pb2_grpc as pb_grpc
+from tinywindow.data.feed.codec import table_to_bars
+from tinywindow.log import get_logger
+
+log = get_logger("feed.server")
+
+
+class FeedLog:
+    """The bars published so far, numbered from 1, with a condition to wait for more."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = time_order(table)
+        self.ts = self.table.column("ts").cast(pa.int64()).to_numpy()
+        self.symbols = self.table.column("symbol").cast(pa.string()).to_numpy(zero_copy_only=False)
+        self.published = 0  # bars 1..published are visible
+        self.finished = False
+        self.cond = threading.Condition()
+
+    def publish_until(self, n: int) -> None:
+        with self.cond:
+            self.published = max(self.published, min(n, self.table.num_rows))
+            self.cond.notify_all()
+
+    def finish(self) -> None:
+        with self.cond:
+            self.published = self.table.num_rows
+            self.finished = True
+            self.cond.notify_all()
+
+    def wait_beyond(self, seq: int, timeout: float) -> bool:
+        """Block until a bar after ``seq`` is published; False on timeout or end of replay."""
+        with self.cond:
+            self.cond.wait_for(lambda: self.published > seq or self.finished, timeout)
+            return self.published > seq
+
+
+def run_publisher(
+    feed: FeedLog,
+    speed: float,
+    stop: threading.Event,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Publish the log one timestamp at a time; ``speed`` market seconds per wall second."""
+    if speed <= 0 or feed.table.num_rows == 0:
+        feed.finish()
+        return
+    cuts = np.flatnonzero(np.diff(feed.ts)) + 1
+    ends = np.concatenate([cuts, [len(feed.ts)]])
+    previous = int(feed.ts[0])
+    for end in ends:
+        if stop.is_set():
+            return
+        gap = (int(feed.ts[end - 1]) - previous) / 1e9 / speed
+        if gap > 0:
+            stop.wait(gap)
+        previous = int(feed.ts[end - 1])
+        feed.publish_until(int(end))
+    feed.finish()
+
+
+class MarketDataServicer(pb_grpc.MarketDataServicer):
+    def __init__(self, feed: FeedLog, batch_rows: int = 256) -> None:
+        self.feed = feed
+        self.batch_rows = batch_rows
+
+    def _batch(self, lo: int, hi: int, symbols: set[str]) -> pb.BarBatch:
+        """Bars with seq in [lo, hi] (1-based) matching ``symbols`` (all when empty)."""
+        part = self.feed.table.slice(lo - 1, hi - lo + 1)
+        seqs = np.arange(lo, hi + 1)
+        if symbols:
+            keep = np.isin(self.feed.symbols[lo - 1 : hi], list(symbols))
+            part, seqs = part.filter(pa.array(keep)), seqs[keep]
+        bars = table_to_bars(part, 0)
+        for b, s in zip(bars, seqs, strict=True):
+            b.seq = int(s)
+        return pb.BarBatch(bars=bars, from_seq=lo, to_seq=hi)
+
+    def Subscribe(self, request: pb.SubscribeRequest, context: grpc.ServicerContext) -> Iterator[pb.BarBatch]:
+        wanted = set(request.symbols)
+        seq = int(request.after_seq)
+        while context.is_active():
+            if not self.feed.wait_beyond(seq, timeout=0.5):
+                if self.feed.finished and self.feed.published <= seq:
+                    return
+                continue
+            hi = min(self.feed.published, seq + self.batch_rows)
+            yield self._batch(seq + 1, hi, wanted)
+            seq = hi
+
+    def History(self, request: pb.HistoryRequest, context: grpc.ServicerContext) -> Iterator[pb.BarBatch]:
+        table = select(
+            self.feed.table,
+            list(request.symbols) or None,
+            request.start_ns or None,
+            request.end_ns or None,
+        )
+        for lo in range(0, table.num_rows, self.batch_rows):
+            part = table.slice(lo, self.batch_rows)
+            yield pb.BarBatch(bars=table_to_bars(part, lo + 1), from_seq=lo + 1, to_seq=lo + part.num_rows)
+
+    def Symbols(self, request: pb.SymbolsRequest, context: grpc.ServicerContext) -> pb.SymbolsReply:
+        return pb.SymbolsReply(symbols=sorted(set(self.feed.symbols.tolist())), last_seq=self.feed.published)
+
+
+class FeedServer:
+    """A running feed server; ``port=0`` picks a free port (see ``.port``)."""
+
+    def __init__(
+        self,
+        source: DataSource | pa.Table,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        speed: float = 0.0,
+        batch_rows: int = 256,
+        servicer: pb_grpc.MarketDataServicer | None = None,
+    ) -> None:
+        table = source if isinstance(source, pa.Table) else source.fetch()
+        self.feed = FeedLog(table)
+        self.speed = speed
+        self._stop = threading.Event()
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+        pb_grpc.add_MarketDataServicer_to_server(servicer or MarketDataServicer(self.feed, batch_rows), self._server)
+        self.port = self._server.add_insecure_port(f"{host}:{port}")
+        if self.port == 0:
+            raise OSError(f"cannot bind feed server to {host}:{port}")
+        self.address = f"{host}:{self.port}"
+        self._publisher = threading.Thread(
+            target=run_publisher, args=(self.feed, speed, self._stop), daemon=True, name="feed-publisher"
+        )
+
+    def start(self) -> FeedServer:
+        self._server.start()
+        self._publisher.start()
+        log.info("feed serving %d bars on %s at speed %s", self.feed.table.num_rows, self.address, self.speed or "max")
+        return self
+
+    def stop(self, grace: float | None = 0.5) -> None:
+        self._stop.set()
+        self._server.stop(grace).wait()
+
+    def wait(self) -> None:
+        self._server.wait_for_termination()
+
+    def __enter__(self) -> FeedServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,33 @@
+"""Build a DataSource from its configuration."""
+
+from __future__ import annotations
+
+from tinywindow.config import SourceConfig
+from tinywindow.data.base import DataSource
+from tinywindow.data.feed.client import GrpcFeedSource, RejectHandler
+from tinywindow.errors import ConfigError
+
+
+def build_source(
+    cfg: SourceConfig, on_bad_rows: str = "reject", on_reject: RejectHandler | None = None
+) -> DataSource:
+    """The DataSource a ``data.sources`` entry describes."""
+    if cfg.kind == "bundled":
+        from tinywindow.data.bundled import BundledSource
+
+        return BundledSource(cfg.name, cfg.datasets, on_bad_rows, cfg.replay_speed)
+    if cfg.kind == "file":
+        from tinywindow.data.files import FileSource
+
+        if not cfg.path:
+            raise ConfigError(f"source {cfg.name!r}: kind 'file' needs a path", key="data.sources.path")
+        return FileSource(
+            cfg.name, cfg.path, cfg.columns, cfg.symbol, cfg.timezone, on_bad_rows, cfg.replay_speed
+        )
+    if cfg.kind == "synthetic":
+        from tinywindow.data.synthetic import SyntheticSource
+
+        return SyntheticSource(
+            cfg.name, cfg.n_symbols, cfg.n_bars, cfg.seed, cfg.start, cfg.freq, cfg.replay_speed
+        )
+    return GrpcFeedSource(cfg.name, cfg.address, cfg.symbols, on_bad_rows, on_reject)
