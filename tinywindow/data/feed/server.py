@@ -132,14 +132,14 @@ class FeedServer:
         port: int = 0,
         speed: float = 0.0,
         batch_rows: int = 256,
-        servicer: pb_grpc.MarketDataServicer | None = None,
+        servicer: Callable[[FeedLog, int], pb_grpc.MarketDataServicer] = MarketDataServicer,
     ) -> None:
         table = source if isinstance(source, pa.Table) else source.fetch()
         self.feed = FeedLog(table)
         self.speed = speed
         self._stop = threading.Event()
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-        pb_grpc.add_MarketDataServicer_to_server(servicer or MarketDataServicer(self.feed, batch_rows), self._server)
+        pb_grpc.add_MarketDataServicer_to_server(servicer(self.feed, batch_rows), self._server)
         self.port = self._server.add_insecure_port(f"{host}:{port}")
         if self.port == 0:
             raise OSError(f"cannot bind feed server to {host}:{port}")
