@@ -53,6 +53,7 @@ class SourceConfig(_Section):
     # grpc
     address: str = "127.0.0.1:50051"
     symbols: list[str] = Field(default_factory=list)
+    max_reconnects: int = Field(default=20, ge=0)  # in a row without progress, then give up
     # streaming (replay of any source through stream())
     replay_speed: float = Field(default=0.0, ge=0.0)
 
@@ -75,10 +76,19 @@ class FeedConfig(_Section):
 
 
 class CryptoConfig(_Section):
+    """Layer 4 (``tinywindow.crypto``); paths are under ``data_dir`` unless absolute."""
+
     backend: Literal["cryptography", "oqs", "auto"] = "cryptography"
     kem: Literal["hybrid", "mlkem768"] = "hybrid"
     keystore_dir: str = "keys"
-    passphrase_env: str = "TW_PASSPHRASE"
+    passphrase_env: str = Field(default="TW_PASSPHRASE", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # EncryptedStore root: a path or a pyarrow.fs URI (s3://bucket/prefix)
+    store_dir: str = "store"
+    journal_dir: str = "journal"
+    # scrypt cost for new keystores: 2**n iterations (17: ~128 MiB, ~0.4 s per unlock)
+    scrypt_log2_n: int = Field(default=17, ge=10, le=22)
+    # fsync every journal append (a trading journal wants this; backtests may turn it off)
+    journal_fsync: bool = True
 
 
 class AgentConfig(_Section):
@@ -100,6 +110,9 @@ class ConsensusConfig(_Section):
     min_weight: float = Field(default=0.1, gt=0)
     max_weight: float = Field(default=10.0, gt=0)
     learning_rate: float = Field(default=0.1, gt=0, le=1.0)
+    decisions_kept: int = Field(default=100_000, ge=1)  # decisions remembered for learning
+    checkpoint_every: int = Field(default=200, ge=1)  # journal records between checkpoints
+    num_cpus: float = Field(default=0.05, ge=0.0)
 
 
 class RiskConfig(_Section):
@@ -113,6 +126,15 @@ class RiskConfig(_Section):
     target_vol: float = Field(default=0.15, gt=0)
     reduce_drawdown: float = Field(default=0.10, gt=0, le=1.0)
     halt_drawdown: float = Field(default=0.20, gt=0, le=1.0)
+    resume_drawdown: float = Field(default=0.05, ge=0, le=1.0)  # REDUCING -> ACTIVE below this
+    max_price_age_s: float = Field(default=4 * 86400.0, gt=0)  # older reference price: fail closed
+    vol_model: Literal["garch", "ewma"] = "garch"
+    ewma_lambda: float = Field(default=0.94, gt=0, lt=1.0)
+    min_vol_obs: int = Field(default=20, ge=2)  # fewer returns: no estimate, no new exposure
+    garch_min_obs: int = Field(default=250, ge=50)  # fewer returns: EWMA
+    garch_refit_every: int = Field(default=21, ge=1)
+    vol_window: int = Field(default=1000, ge=50)
+    periods_per_year: int = Field(default=252, ge=1)
 
 
 class PortfolioConfig(_Section):
@@ -120,6 +142,13 @@ class PortfolioConfig(_Section):
     commission_bps: float = Field(default=1.0, ge=0)
     slippage_bps: float = Field(default=2.0, ge=0)
     mode: Literal["backtest", "paper", "live"] = "backtest"
+    commission_per_share_usd: float = Field(default=0.0, ge=0)
+    commission_min_usd: float = Field(default=0.0, ge=0)
+    lot_size: float = Field(default=1.0, gt=0)  # quantities are multiples of this
+    account: str = Field(default="default", min_length=1)  # part of every order id
+    checkpoint_every: int = Field(default=200, ge=1)  # journal records between checkpoints
+    events_kept: int = Field(default=100_000, ge=1)  # outcomes / risk events held in memory
+    num_cpus: float = Field(default=0.05, ge=0.0)
 
 
 class ServingConfig(_Section):

@@ -30,4 +30,6 @@ def build_source(
         return SyntheticSource(
             cfg.name, cfg.n_symbols, cfg.n_bars, cfg.seed, cfg.start, cfg.freq, cfg.replay_speed
         )
-    return GrpcFeedSource(cfg.name, cfg.address, cfg.symbols, on_bad_rows, on_reject)
+    return GrpcFeedSource(
+        cfg.name, cfg.address, cfg.symbols, on_bad_rows, on_reject, max_reconnects=cfg.max_reconnects
+    )
