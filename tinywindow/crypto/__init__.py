@@ -1,0 +1,62 @@
+"""Layer 4: post-quantum encryption, signatures, keystore, encrypted store, journal, manifests.
+
+Every byte TinyWindow writes to disk goes through here:
+
+* ``envelope``  ML-KEM-768 (+ X25519 hybrid) wrapped AES-256-GCM, signed with ML-DSA-65
+* ``keystore``  passphrase-protected key sets with ids and rotation
+* ``store``     ``EncryptedStore``: Arrow IPC segments, encrypted, signed, written atomically
+* ``journal``   append-only, hash-chained, signed records (orders, fills, risk events...)
+* ``manifest``  signed manifests for folders of artefacts (model checkpoints)
+
+This package never imports Ray.  Unlocked keys cannot be pickled: a Ray actor opens the
+keystore itself with ``open_keystore(cfg)``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tinywindow.config import Config
+from tinywindow.crypto.backend import Backend, get_backend
+from tinywindow.crypto.keys import KeySet, PublicKeyRing, PublicKeys
+from tinywindow.crypto.keystore import KeyInfo, KeyStore
+from tinywindow.errors import KeyStoreError
+from tinywindow.log import register_secret
+
+__all__ = [
+    "Backend",
+    "KeyInfo",
+    "KeySet",
+    "KeyStore",
+    "PublicKeyRing",
+    "PublicKeys",
+    "get_backend",
+    "keystore_dir",
+    "open_keystore",
+    "passphrase_from_env",
+]
+
+
+def keystore_dir(cfg: Config) -> Path:
+    """``crypto.keystore_dir``, under ``data_dir`` unless absolute."""
+    path = Path(cfg.crypto.keystore_dir)
+    return path if path.is_absolute() else cfg.path(cfg.crypto.keystore_dir)
+
+
+def passphrase_from_env(cfg: Config) -> str:
+    """The passphrase from the env var named by ``crypto.passphrase_env`` (masked in logs)."""
+    value = os.environ.get(cfg.crypto.passphrase_env, "")
+    if not value:
+        raise KeyStoreError(
+            f"no keystore passphrase: set the {cfg.crypto.passphrase_env} environment variable"
+        )
+    register_secret(value)
+    return value
+
+
+def open_keystore(cfg: Config, passphrase: str | None = None) -> KeyStore:
+    """Open the configured keystore; the passphrase comes from the env var when not given."""
+    secret = passphrase if passphrase is not None else passphrase_from_env(cfg)
+    register_secret(secret)
+    return KeyStore.open(keystore_dir(cfg), secret, backend=get_backend(cfg.crypto.backend))

@@ -1,0 +1,248 @@
+"""The journal: append-only, hash-chained, signed, encrypted records (orders, fills, risk
+events, model promotions), replayed on restart.
+
+* ``append(kind, payload) -> seq`` writes one signed record (fsync, then the head file).
+  ``append_many`` writes a batch that is signed once, at its last record: all or nothing.
+* Payloads are encrypted with a per-epoch data key carried in a key record (an envelope to
+  the active key set); after ``keys rotate`` the next append starts a new epoch under the new
+  key, and old epochs stay readable.
+* ``<journal>.head`` names the last committed record (seq, hash, signature).  On open, bytes
+  after the last committed/signed record are a torn write: they are cut off (logged), never
+  the records before them.  A committed record that is changed, missing, reordered or cut is
+  an ``IntegrityError`` naming its seq.
+* ``records()`` re-reads the file, checks the chain up to the head this process trusts and
+  decrypts: cheap (one SHA-256 + one AES-GCM per record) and deterministic.
+
+Format: ``tinywindow.crypto.journal_format`` and ``docs/crypto-format.md``.  Replacing journal
+*and* head with an older pair (a rollback) needs an outside anchor: store ``head()`` in the
+portfolio checkpoint and compare on restart.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import struct
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from tinywindow.crypto import journal_format as jf
+from tinywindow.crypto.envelope import open_envelope, seal
+from tinywindow.crypto.journal_audit import Audit, Head, VerifyReport, audit, load_head, write_head
+from tinywindow.crypto.keystore import KeyStore
+from tinywindow.errors import IntegrityError, TransientError
+from tinywindow.log import get_logger
+
+__all__ = ["Journal", "Record", "VerifyReport"]
+DEK_LABEL = "tinywindow/journal-dek"
+_log = get_logger("crypto.journal")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One verified, decrypted journal record; ``timestamp`` is nanoseconds since the epoch (UTC)."""
+
+    seq: int
+    kind: str
+    payload: dict[str, Any]
+    timestamp: int
+    key_id: str
+
+
+def _encode_payload(kind: str, payload: dict[str, Any]) -> bytes:
+    if not kind or len(kind.encode()) > 255:
+        raise ValueError("journal record kind must be 1-255 bytes of UTF-8")
+    if not isinstance(payload, dict):
+        raise TypeError("journal payload must be a dict")
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    kind_bytes = kind.encode("utf-8")
+    return struct.pack(">H", len(kind_bytes)) + kind_bytes + text.encode("utf-8")
+
+
+class Journal:
+    """An open journal file, locked for this process (see the module docstring)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        keystore: KeyStore,
+        clock: Callable[[], int] = time.time_ns,
+        *,
+        fsync: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        self.head_path = self.path.with_name(self.path.name + ".head")
+        self.keystore, self._clock, self._fsync = keystore, clock, fsync
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise TransientError(f"journal {self.path} is open in another process") from None
+        try:
+            self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ open / repair
+    def _open(self) -> None:
+        data = self._read()
+        result = audit(data, load_head(self.head_path), self.keystore, full=False)
+        if result.report.first_bad is not None or not result.report.ok:
+            raise IntegrityError(f"journal {self.path}: {result.report.describe()}")
+        if result.keep_end < len(data):
+            _log.warning(
+                "journal %s: torn final write, dropping %d bytes after seq %d",
+                self.path, len(data) - result.keep_end, result.records[-1].seq if result.records else -1,
+            )
+            os.ftruncate(self._fd, result.keep_end)
+            os.fsync(self._fd)
+        self._dek: dict[int, AESGCM] = {}
+        if not result.records:
+            self._last_seq, self._last_hash, self._epoch = -1, jf.GENESIS, -1
+            self._write([self._key_body()], sign_last=True)
+            return
+        last = result.records[-1]
+        self._last_seq, self._last_hash = last.seq, last.hash
+        self._epoch = max(r.seq for r in result.records if r.type == jf.TYPE_KEY)
+        self._epoch_signer = next(r.signer for r in result.records if r.seq == self._epoch)
+        if result.head_stale:
+            write_head(self.head_path, Head(last.seq, last.hash, last.signer, last.signature), fsync=self._fsync)
+
+    def _read(self) -> bytes:
+        with open(self.path, "rb") as fh:
+            return fh.read()
+
+    # ------------------------------------------------------------------ writing
+    def append(self, kind: str, payload: dict[str, Any]) -> int:
+        """Journal one record (signed, durable when ``fsync``); its seq."""
+        return self.append_many([(kind, payload)])[0]
+
+    def append_many(self, items: Sequence[tuple[str, dict[str, Any]]]) -> list[int]:
+        """Journal a batch signed once at its end: after a crash it is all there or not at all."""
+        plaintexts = [_encode_payload(kind, payload) for kind, payload in items]
+        if not plaintexts:
+            return []
+        bodies = []
+        if self.keystore.active().key_id != self._epoch_signer:
+            bodies.append(self._key_body())  # rotated since this epoch began
+        first = self._last_seq + 1 + len(bodies)
+        bodies.extend((jf.TYPE_DATA, plaintext) for plaintext in plaintexts)
+        self._write(bodies, sign_last=True)
+        return list(range(first, first + len(plaintexts)))
+
+    def _key_body(self) -> tuple[int, bytes]:
+        keys = self.keystore.active()
+        dek = os.urandom(32)
+        content = seal(dek, keys.public, keys, label=DEK_LABEL, backend=self.keystore.backend)
+        seq = self._last_seq + 1
+        self._epoch, self._epoch_signer = seq, keys.key_id
+        self._dek[seq] = AESGCM(dek)
+        return jf.TYPE_KEY, content
+
+    def _write(self, bodies: Sequence[tuple[int, bytes]], *, sign_last: bool) -> None:
+        keys = self.keystore.active()
+        prev, seq = self._last_hash, self._last_seq
+        frames, last_raw = [], None
+        for i, (type_, content) in enumerate(bodies):
+            seq += 1
+            signed = type_ == jf.TYPE_KEY or (sign_last and i == len(bodies) - 1)
+            ts = int(self._clock())
+            epoch = seq if type_ == jf.TYPE_KEY else self._epoch
+            if type_ == jf.TYPE_DATA:
+                size = 12 + len(content) + 16
+                fixed = jf.fixed_part(type_=type_, signed=signed, seq=seq, timestamp_ns=ts,
+                                      prev_hash=prev, signer=keys.key_id, epoch=epoch, content_len=size)
+                nonce = os.urandom(12)
+                content = nonce + self._dek[epoch].encrypt(nonce, content, fixed)
+            else:
+                fixed = jf.fixed_part(type_=type_, signed=signed, seq=seq, timestamp_ns=ts,
+                                      prev_hash=prev, signer=keys.key_id, epoch=epoch, content_len=len(content))
+            body = fixed + content
+            digest = jf.record_hash(body)
+            signature = keys.sign(digest, jf.SIG_CONTEXT) if signed else b""
+            frames.append(jf.frame(body, signature))
+            last_raw = (seq, digest, keys.key_id, signature, signed)
+            prev = digest
+        os.write(self._fd, b"".join(frames))
+        if self._fsync:
+            os.fsync(self._fd)
+        assert last_raw is not None
+        self._last_seq, self._last_hash = last_raw[0], last_raw[1]
+        write_head(self.head_path, Head(*last_raw[:4]), fsync=self._fsync)
+
+    # ------------------------------------------------------------------ reading
+    def records(self, after: int = -1) -> list[Record]:
+        """Every data record with seq > ``after``, verified against the trusted head, decrypted."""
+        raws, _ = jf.scan(self._read())
+        raws = raws[: self._last_seq + 1]
+        if len(raws) != self._last_seq + 1 or raws[-1].hash != self._last_hash:
+            result = audit(self._read(), load_head(self.head_path), self.keystore, full=True)
+            raise IntegrityError(f"journal {self.path} changed on disk: {result.report.describe()}")
+        out = []
+        for raw in raws:
+            if raw.type == jf.TYPE_DATA and raw.seq > after:
+                out.append(self._decrypt(raw))
+        return out
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self.records())
+
+    def _decrypt(self, raw: jf.RawRecord) -> Record:
+        aead = self._dek.get(raw.epoch)
+        if aead is None:
+            key_raw = self._key_record(raw.epoch)
+            dek = bytes(open_envelope(key_raw.content, self.keystore, label=DEK_LABEL))
+            aead = self._dek[raw.epoch] = AESGCM(dek)
+        try:
+            plain = aead.decrypt(raw.content[:12], raw.content[12:], raw.fixed)
+            (kind_len,) = struct.unpack_from(">H", plain, 0)
+            kind = plain[2 : 2 + kind_len].decode("utf-8")
+            payload = json.loads(plain[2 + kind_len :])
+        except (InvalidTag, ValueError, struct.error):
+            raise IntegrityError(f"journal {self.path}: record {raw.seq} does not decrypt") from None
+        return Record(raw.seq, kind, payload, raw.timestamp_ns, raw.signer.hex())
+
+    def _key_record(self, seq: int) -> jf.RawRecord:
+        raws, _ = jf.scan(self._read())
+        if seq >= len(raws) or raws[seq].type != jf.TYPE_KEY:
+            raise IntegrityError(f"journal {self.path}: key record {seq} missing")
+        return raws[seq]
+
+    # ------------------------------------------------------------------ checks
+    def head(self) -> tuple[int, str]:
+        """``(seq, hash hex)`` of the last record: store it in checkpoints to catch rollbacks."""
+        return self._last_seq, self._last_hash.hex()
+
+    def verify(self) -> VerifyReport:
+        """Check every record's chain link and signature, and the head."""
+        return Journal.verify_file(self.path, self.keystore)
+
+    @staticmethod
+    def verify_file(path: str | Path, keys: Any) -> VerifyReport:
+        """Audit a journal file with public keys only (no passphrase, no repair)."""
+        p = Path(path)
+        data = p.read_bytes()
+        result: Audit = audit(data, load_head(p.with_name(p.name + ".head")), keys, full=True)
+        return result.report.at(str(p))
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
