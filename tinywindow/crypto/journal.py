@@ -163,7 +163,7 @@ class Journal:
                 fixed = jf.fixed_part(type_=type_, signed=signed, seq=seq, timestamp_ns=ts,
                                       prev_hash=prev, signer=keys.key_id, epoch=epoch, content_len=size)
                 nonce = os.urandom(12)
-                content = nonce + self._dek[epoch].encrypt(nonce, content, fixed)
+                content = nonce + self._aead(epoch).encrypt(nonce, content, fixed)
             else:
                 fixed = jf.fixed_part(type_=type_, signed=signed, seq=seq, timestamp_ns=ts,
                                       prev_hash=prev, signer=keys.key_id, epoch=epoch, content_len=len(content))
@@ -197,14 +197,18 @@ class Journal:
     def __iter__(self) -> Iterator[Record]:
         return iter(self.records())
 
-    def _decrypt(self, raw: jf.RawRecord) -> Record:
-        aead = self._dek.get(raw.epoch)
+    def _aead(self, epoch: int) -> AESGCM:
+        """The data key of ``epoch``, unwrapped from its key record on first use."""
+        aead = self._dek.get(epoch)
         if aead is None:
-            key_raw = self._key_record(raw.epoch)
+            key_raw = self._key_record(epoch)
             dek = bytes(open_envelope(key_raw.content, self.keystore, label=DEK_LABEL))
-            aead = self._dek[raw.epoch] = AESGCM(dek)
+            aead = self._dek[epoch] = AESGCM(dek)
+        return aead
+
+    def _decrypt(self, raw: jf.RawRecord) -> Record:
         try:
-            plain = aead.decrypt(raw.content[:12], raw.content[12:], raw.fixed)
+            plain = self._aead(raw.epoch).decrypt(raw.content[:12], raw.content[12:], raw.fixed)
             (kind_len,) = struct.unpack_from(">H", plain, 0)
             kind = plain[2 : 2 + kind_len].decode("utf-8")
             payload = json.loads(plain[2 + kind_len :])
