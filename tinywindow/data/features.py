@@ -289,3 +289,11 @@ def compute(bars: pa.Table, fn: FeatureFn = compute_panel, block: int = BLOCK_SY
         values[np.isinf(values)] = np.nan  # an undefined value is missing, not infinite
         columns.append(pa.array(values))
     return pa.Table.from_arrays(columns, schema=FEATURES)
+
+
+def complete_mask(features_table: pa.Table) -> np.ndarray:
+    """True for rows whose every feature is defined (past warm-up)."""
+    ok = np.ones(features_table.num_rows, dtype=bool)
+    for name in FEATURE_NAMES:
+        ok &= np.isfinite(features_table.column(name).to_numpy())
+    return ok
