@@ -2,8 +2,9 @@
 
 ``atomic_write_local`` is for the keystore and the journal head (local POSIX paths, mode 0600).
 ``AtomicOutput`` does the same through ``pyarrow.fs``: on a local filesystem with a real fsync;
-on object stores (S3, GCS, Azure), where an upload only becomes visible whole when it
-completes, it writes the final key directly; elsewhere (HDFS...) temp + ``move``.
+elsewhere (S3, GCS, HDFS...) temp + ``FileSystem.move``, so a failed write never leaves a
+partial object under the final name (on object stores a move is a copy + delete: it costs a
+second transfer, and buys that guarantee).
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from types import TracebackType
 from typing import Any
 
 import pyarrow.fs as pafs
-
-_OBJECT_STORES = {"s3", "gcs", "abfs"}
 
 
 def fsync_dir(path: str | Path) -> None:
@@ -62,9 +61,8 @@ class AtomicOutput:
     def __init__(self, fs: pafs.FileSystem, path: str) -> None:
         self.fs, self.path = fs, path
         self._local = local_path(fs, path)
-        direct = self._local is None and fs.type_name in _OBJECT_STORES
         parent, _, name = path.rpartition("/")
-        self._tmp = path if direct else f"{parent}/.{name}.{secrets.token_hex(6)}.tmp"
+        self._tmp = f"{parent}/.{name}.{secrets.token_hex(6)}.tmp"
         self._stream: Any = None
 
     def __enter__(self) -> Any:
@@ -82,11 +80,8 @@ class AtomicOutput:
     ) -> None:
         self._stream.close()
         if exc_type is not None:
-            if self._tmp != self.path:
-                with contextlib.suppress(OSError):
-                    self.fs.delete_file(self._tmp)
-            return
-        if self._tmp == self.path:
+            with contextlib.suppress(OSError):
+                self.fs.delete_file(self._tmp)
             return
         if self._local is not None:
             tmp_local = local_path(self.fs, self._tmp)

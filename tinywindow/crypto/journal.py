@@ -33,6 +33,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from tinywindow.config import Config
 from tinywindow.crypto import journal_format as jf
 from tinywindow.crypto.envelope import open_envelope, seal
 from tinywindow.crypto.journal_audit import Audit, Head, VerifyReport, audit, load_head, write_head
@@ -92,6 +93,28 @@ class Journal:
         except BaseException:
             self.close()
             raise
+
+    @classmethod
+    def from_config(
+        cls,
+        cfg: Config,
+        name: str,
+        keystore: KeyStore | None = None,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> Journal:
+        """``<crypto.journal_dir>/<name>.twj`` (under ``data_dir`` unless absolute), fsync per
+        ``crypto.journal_fsync``, keystore from ``open_keystore(cfg)`` unless given."""
+        from tinywindow.crypto import open_keystore
+
+        directory = Path(cfg.crypto.journal_dir)
+        if not directory.is_absolute():
+            directory = cfg.path(cfg.crypto.journal_dir)
+        return cls(
+            directory / f"{name}.twj",
+            keystore or open_keystore(cfg),
+            clock,
+            fsync=cfg.crypto.journal_fsync,
+        )
 
     # ------------------------------------------------------------------ open / repair
     def _open(self) -> None:

@@ -228,3 +228,12 @@ def test_replay_of_many_records_is_cheap(keystore: KeyStore, jpath: Path) -> Non
     with Journal(jpath, keystore, fsync=False) as j:
         assert j.records()[-1].payload == {"i": 4_999, "px": 1.25}
         assert j.verify().ok
+
+
+def test_from_config(tmp_path: Path, keystore: KeyStore) -> None:
+    from tinywindow.config import load
+
+    cfg = load(environ={}, overrides={"data_dir": str(tmp_path), "crypto.journal_fsync": False})
+    with Journal.from_config(cfg, "portfolio", keystore, clock=FakeClock()) as j:
+        assert j.path == tmp_path / "journal" / "portfolio.twj"
+        assert j.append("order", {"i": 1}) == 1
