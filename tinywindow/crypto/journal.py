@@ -196,7 +196,9 @@ class Journal:
             frames.append(jf.frame(body, signature))
             last_raw = (seq, digest, keys.key_id, signature, signed)
             prev = digest
-        os.write(self._fd, b"".join(frames))
+        view = memoryview(b"".join(frames))
+        while view:  # a regular-file write is normally whole; loop for the rare short write
+            view = view[os.write(self._fd, view) :]
         if self._fsync:
             os.fsync(self._fd)
         assert last_raw is not None

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import importlib.metadata
 import os
+import re
 import threading
 from functools import cache
 from pathlib import Path
@@ -67,6 +69,13 @@ def _probe() -> tuple[ModuleType | None, str]:
             "the liboqs shared library was not found (looked on the loader path and in "
             "$OQS_INSTALL_PATH or ~/_oqs); install liboqs, or use crypto.backend=cryptography"
         )
+    try:
+        version = importlib.metadata.version("liboqs-python")
+    except importlib.metadata.PackageNotFoundError:
+        return None, "liboqs loads but liboqs-python is missing: pip install 'tinywindow[oqs]'"
+    if tuple(int(p) for p in re.findall(r"\d+", version)[:2]) < (0, 14):
+        # older wrappers search other folders and would try to build liboqs on import
+        return None, f"liboqs-python {version} is too old (need >= 0.14)"
     try:
         import oqs  # lazy on purpose: see the module docstring
     except ImportError:
