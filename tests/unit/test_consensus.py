@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinywindow.config import ConsensusConfig
+from tinywindow.consensus import Code, combine, decide, update_weights
+from tinywindow.schema import SIGNALS
+
+CFG = ConsensusConfig(threshold=0.55, quorum=2, max_disagreement=0.3, stale_after_s=300)
+W3 = np.ones(3)
+
+
+def one(actions: list[int], confs: list[float], valid: list[bool] | None = None, w: np.ndarray = W3,
+        cfg: ConsensusConfig = CFG) -> tuple[int, float, float, int, Code]:
+    v = np.array([valid or [True] * len(actions)])
+    r = combine(np.array([actions]), np.array([confs]), v, w, cfg)
+    return int(r.action[0]), float(r.confidence[0]), float(r.agreement[0]), int(r.votes[0]), Code(int(r.code[0]))
+
+
+def test_unanimous_and_confidence_weighted_majority() -> None:
+    assert one([1, 1, 1], [0.9, 0.8, 0.7]) == (1, pytest.approx(0.8), 1.0, 3, Code.DECIDED)
+    a, conf, agree, _n, code = one([-1, -1, 0], [0.9, 0.9, 0.9])
+    assert (a, code) == (-1, Code.DECIDED) and conf == pytest.approx(0.6) and agree == pytest.approx(2 / 3)
+
+
+def test_fallbacks_to_hold_in_order() -> None:
+    assert one([1, 1, 1], [0.4, 0.5, 0.5])[4] == Code.LOW_CONFIDENCE
+    # one of three opposing: disagreement 1/3 beyond 0.3 -> hold, within 0.5 -> decided
+    assert one([1, -1, 1], [0.95, 0.95, 0.95])[::4] == (0, Code.DISAGREEMENT)
+    lenient = CFG.model_copy(update={"max_disagreement": 0.5})
+    a, conf, *_, code = one([1, -1, 1], [0.95, 0.95, 0.95], cfg=lenient)
+    assert (a, code) == (1, Code.DECIDED) and conf == pytest.approx(0.95 * 2 / 3)
+    assert one([0, 0, 1], [0.9, 0.9, 0.9])[4] == Code.HOLD_MAJORITY
+    assert one([1, -1, 0], [0.8, 0.8, 0.1])[4] == Code.TIE
+    assert one([1, 1, 1], [0.9, 0.9, 0.9], valid=[True, False, False])[4] == Code.NO_QUORUM
+    assert one([1, 1, 1], [0.0, 0.0, 0.0], cfg=CFG.model_copy(update={"threshold": 0.0}))[4] == Code.HOLD_MAJORITY
+
+
+def test_missing_or_stale_agent_leaves_n_minus_one_deciding() -> None:
+    a, conf, _agree, n, code = one([1, 1, -1], [0.8, 0.8, 0.99], valid=[True, True, False])
+    assert (a, n, code) == (1, 2, Code.DECIDED) and conf == pytest.approx(0.8)
+
+
+def test_weights_change_the_decision() -> None:
+    votes, confs = [1, -1, -1], [0.9, 0.6, 0.6]
+    open_cfg = CFG.model_copy(update={"max_disagreement": 1.0, "threshold": 0.0})
+    assert one(votes, confs, cfg=open_cfg)[0] == -1
+    heavy = np.array([5.0, 1.0, 1.0])
+    a, conf, *_ = one(votes, confs, w=heavy, cfg=open_cfg)
+    assert a == 1 and conf == pytest.approx(4.5 / 7)
+
+
+def votes_table(rows: list[tuple[str, str, str, int, float]]) -> pa.Table:
+    df = pd.DataFrame(rows, columns=["symbol", "ts", "agent", "action", "confidence"])
+    return pa.table(
+        {
+            "symbol": df["symbol"],
+            "ts": pa.array(pd.to_datetime(df["ts"], utc=True)),
+            "agent": df["agent"],
+            "model_version": ["v1"] * len(df),
+            "action": pa.array(df["action"], pa.int8()),
+            "confidence": pa.array(df["confidence"], pa.float32()),
+        }
+    )
+
+
+def test_decide_on_a_votes_table_explains_itself() -> None:
+    t0 = "2024-01-02T21:00:00Z"
+    old = "2024-01-02T20:00:00Z"  # an hour before: stale at 300 s
+    votes = votes_table(
+        [
+            ("AAA", t0, "lstm", 1, 0.8),
+            ("AAA", t0, "xgb", 1, 0.7),
+            ("AAA", old, "tfm", -1, 0.9),
+            ("BBB", t0, "lstm", -1, 0.9),
+            ("BBB", t0, "xgb", 1, 0.9),
+            ("BBB", t0, "tfm", -1, 0.9),
+            ("CCC", t0, "lstm", 1, 0.9),
+            ("CCC", t0, "rogue", 1, 1.0),  # not an expected agent: ignored
+        ]
+    )
+    at = pd.Timestamp(t0).value
+    signals, used = decide(votes, at, ["lstm", "xgb", "tfm"], {"lstm": 1.0, "xgb": 1.0, "tfm": 1.0}, CFG)
+    assert signals.schema.equals(SIGNALS, check_metadata=False)
+    rows = {r["symbol"]: r for r in signals.to_pylist()}
+    assert rows["AAA"]["action"] == 1 and rows["AAA"]["votes"] == 2
+    assert "tfm stale 3600s" in rows["AAA"]["reason"] and rows["AAA"]["reason"].startswith("BUY")
+    assert rows["BBB"]["action"] == 0 and "disagreement" in rows["BBB"]["reason"]
+    assert rows["CCC"]["action"] == 0 and "no quorum" in rows["CCC"]["reason"]
+    assert "xgb missing" in rows["CCC"]["reason"]
+    assert set(used["agent"]) == {"lstm", "xgb", "tfm"} and len(used) == 6  # fresh votes only
+    # as of an earlier time only the old vote exists
+    signals, _ = decide(votes, pd.Timestamp(old).value, ["lstm", "xgb", "tfm"], {}, CFG)
+    assert signals.num_rows == 1 and signals.column("action")[0].as_py() == 0
+
+
+def test_brier_weights_reward_calibrated_accuracy_and_stay_bounded() -> None:
+    cfg = ConsensusConfig(learning_rate=0.5, min_weight=0.2, max_weight=5.0)
+    rng = np.random.default_rng(0)
+    m = 400
+    truth = rng.choice([-1.0, 1.0], m) * rng.uniform(0.001, 0.02, m)
+    direction = np.sign(truth).astype(int)
+    good = np.where(rng.random(m) < 0.7, direction, -direction)  # 70% right, says 0.7
+    overconfident = np.where(rng.random(m) < 0.55, direction, -direction)  # 55% right, says 0.95
+    bad = np.where(rng.random(m) < 0.3, direction, -direction)  # 30% right
+    actions = np.stack([good, overconfident, bad], axis=1)
+    confs = np.tile([0.7, 0.95, 0.6], (m, 1))
+    w, hits, scored = update_weights(np.ones(3), actions, confs, np.ones((m, 3), bool), truth, cfg)
+    assert w[0] > 1.0 > w[2] and w[0] > w[1]
+    assert w.min() >= 0.2 and w.max() <= 5.0
+    assert scored.tolist() == [m, m, m] and hits[0] / m == pytest.approx(0.7, abs=0.06)
+    # holds and zero returns are not scored
+    w2, _, scored2 = update_weights(np.ones(2), np.array([[0, 1]]), np.array([[0.9, 0.9]]),
+                                    np.ones((1, 2), bool), np.array([0.0]), cfg)
+    assert w2.tolist() == [1.0, 1.0] and scored2.tolist() == [0, 0]
+
+
+def test_learning_improves_consensus_accuracy() -> None:
+    """With adaptive weights the consensus follows the agent that is actually right."""
+    cfg = ConsensusConfig(threshold=0.0, quorum=1, max_disagreement=1.0, learning_rate=0.3,
+                          min_weight=0.05, max_weight=20.0)
+    rng = np.random.default_rng(7)
+    m = 600
+    truth = rng.choice([-1.0, 1.0], m)
+    skilled = np.where(rng.random(m) < 0.75, truth, -truth)
+    noise = rng.choice([-1.0, 1.0], (m, 2))
+    actions = np.column_stack([skilled, noise]).astype(int)
+    confs = np.full((m, 3), 0.8)
+    valid = np.ones((m, 3), bool)
+    w = np.ones(3)
+    correct_adaptive = 0
+    for t in range(m):
+        r = combine(actions[t : t + 1], confs[t : t + 1], valid[t : t + 1], w, cfg)
+        correct_adaptive += int(r.action[0] == truth[t])
+        w, _, _ = update_weights(w, actions[t : t + 1], confs[t : t + 1], valid[t : t + 1], truth[t : t + 1], cfg)
+    fixed = combine(actions, confs, valid, np.ones(3), cfg)
+    correct_fixed = int((fixed.action == truth).sum())
+    assert correct_adaptive > correct_fixed + 0.08 * m
+    assert w[0] > w[1] and w[0] > w[2]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.integers(1, 6).flatmap(
+        lambda a: st.tuples(
+            st.lists(st.lists(st.sampled_from([-1, 0, 1]), min_size=a, max_size=a), min_size=1, max_size=20),
+            st.lists(st.lists(st.floats(0, 1), min_size=a, max_size=a), min_size=20, max_size=20),
+            st.lists(st.floats(-0.1, 0.1), min_size=20, max_size=20),
+        )
+    )
+)
+def test_consensus_outputs_are_well_formed(data: tuple) -> None:
+    acts, confs, rets = data
+    g, a = len(acts), len(acts[0])
+    action = np.array(acts)
+    conf = np.array(confs[:g])
+    valid = conf > 0.2
+    r = combine(action, conf, valid, np.ones(a), CFG)
+    assert set(np.unique(r.action)) <= {-1, 0, 1}
+    assert np.all((r.confidence >= 0) & (r.confidence <= 1 + 1e-12))
+    assert np.all((r.agreement >= 0) & (r.agreement <= 1 + 1e-12))
+    assert np.all(r.action[r.votes < CFG.quorum] == 0)
+    assert np.all(r.action[r.confidence < CFG.threshold] == 0)
+    w, _, _ = update_weights(np.ones(a), action, conf, valid, np.array(rets[:g]), CFG)
+    assert np.all((w >= CFG.min_weight) & (w <= CFG.max_weight))

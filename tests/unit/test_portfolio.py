@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinywindow.broker import BarPrices, Commission, Fill, Order, PaperBroker, Slippage, to_decimal
+from tinywindow.errors import DataError
+from tinywindow.portfolio import Portfolio, Position, order_id, position_after_fill
+
+D = Decimal
+
+
+def fill(symbol: str, side: int, qty: str, price: str, fee: str = "0", oid: str = "x", ts: int = 1) -> Fill:
+    return Fill(oid, symbol, ts, side, D(qty), D(price), D(fee))
+
+
+def test_open_add_reduce_close_flip() -> None:
+    p = Portfolio(D("10000"))
+    p.apply_fill(fill("A", 1, "10", "100", "1"))
+    p.apply_fill(fill("A", 1, "10", "110", "1"))
+    pos = p.positions["A"]
+    assert pos.qty == 20 and pos.avg_price == D("105") and p.cash == D("10000") - 2100 - 2
+    p.mark({"A": D("120")})
+    assert p.unrealized_pnl() == 20 * 15
+    assert p.equity() == p.cash + 20 * 120
+
+    trade = p.apply_fill(fill("A", -1, "5", "120", "0.5"))
+    assert p.realized_pnl == 5 * 15
+    # closed trade: gross 75, exit fee 0.5, a quarter of the entry fees (2 * 5/20)
+    assert trade == D("75") - D("0.5") - D("0.5")
+    assert p.positions["A"].qty == 15 and p.positions["A"].avg_price == D("105")
+
+    trade = p.apply_fill(fill("A", -1, "25", "100", "2.5"))  # close 15, open short 10
+    assert trade == 15 * (100 - 105) - D("1.5") - D("1.5")
+    assert p.positions["A"] == Position(D("-10"), D("-1000"), D("1.0"))
+    assert p.fees == D("5.0")
+    assert len(p.trade_pnls) == 2
+
+    p.apply_fill(fill("A", 1, "10", "90", "0"))
+    assert "A" not in p.positions and p.realized_pnl == 75 + 15 * -5 + 10 * 10
+    assert p.cash == p.equity()
+
+
+def test_generic_rule_agrees_on_float_and_decimal() -> None:
+    steps = [(3.0, 10.0, 0.1), (2.0, 12.5, 0.1), (-4.0, 11.0, 0.2), (-3.0, 9.0, 0.3), (2.0, 8.0, 0.0)]
+    qd = cd = ed = D(0)
+    qf = cf = ef = 0.0
+    for q, price, fee in steps:
+        qd, cd, ed, rd, td = position_after_fill(qd, cd, ed, to_decimal(q), to_decimal(price), to_decimal(fee))
+        qf, cf, ef, rf, tf = position_after_fill(qf, cf, ef, q, price, fee)
+        assert float(qd) == pytest.approx(qf) and float(cd) == pytest.approx(cf) and float(rd) == pytest.approx(rf)
+        assert (td is None) == (tf is None)
+        if td is not None and tf is not None:
+            assert float(td) == pytest.approx(tf)
+
+
+def test_snapshot_round_trip_is_exact() -> None:
+    p = Portfolio(D("1000.10"))
+    p.apply_fill(fill("A", 1, "3", "10.123456789", "0.0001"))
+    p.apply_fill(fill("B", -1, "2", "7.5", "0.02"))
+    p.apply_fill(fill("A", -1, "1", "11", "0.01"))
+    p.mark({"A": D("12"), "B": D("7")})
+    q = Portfolio.from_snapshot(p.snapshot())
+    assert q == p and q.equity() == p.equity()
+
+
+def test_to_decimal_refuses_nan_and_keeps_the_short_spelling() -> None:
+    assert to_decimal(0.1) == D("0.1")
+    with pytest.raises(DataError):
+        to_decimal(float("nan"))
+    with pytest.raises(DataError):
+        to_decimal(float("inf"))
+
+
+def test_cost_rules_agree_on_decimal_and_arrays() -> None:
+    c = Commission(rate=0.0015, per_share=0.005, minimum=1.0)
+    s = Slippage(bps=7.0)
+    qty = np.array([0.0, 1.0, 50.0, 1000.0, 3.0])
+    price = np.array([10.0, 10.0, 99.5, 250.25, 1.0])
+    fees = c.fee_array(qty, price)
+    for i in range(len(qty)):
+        assert float(c.fee(to_decimal(qty[i]), to_decimal(price[i]))) == pytest.approx(fees[i], rel=1e-15)
+    assert fees[0] == 0 and fees[1] == 1.0  # minimum applies to a real fill only
+    for side in (-1, 1):
+        arr = s.price_array(np.array([side]), np.array([123.45]))[0]
+        assert float(s.price(side, D("123.45"))) == pytest.approx(arr, rel=1e-15)
+    assert s.price(1, D("100")) == D("100.07") and s.price(-1, D("100")) == D("99.93")
+
+
+def order(oid: str, side: int, qty: str, ts: int = 10, limit: str | None = None, symbol: str = "A") -> Order:
+    return Order(oid, symbol, ts, side, D(qty), D("100"), None if limit is None else D(limit), "test")
+
+
+def test_paper_broker_fills_at_next_open_with_slippage_and_fees() -> None:
+    b = PaperBroker(Commission.from_bps(10), Slippage(bps=20))
+    b.submit(order("o1", 1, "10"))
+    b.submit(order("o1", 1, "10"))  # same id: ignored
+    assert b.on_market({"A": BarPrices(10, D("101"), D("102"))}) == []  # same bar: no fill
+    (f,) = b.on_market({"A": BarPrices(11, D("100"), D("99"))})
+    assert isinstance(f, Fill)
+    assert f.price == D("100.2") and f.qty == 10 and f.fee == D("1.002") and f.ts == 11
+    assert b.open_orders() == []
+    b.submit(order("o1", 1, "10"))  # a replay of a filled order never trades again
+    assert b.open_orders() == []
+
+
+def test_paper_broker_collar_expires_gaps_and_cancel_all() -> None:
+    b = PaperBroker()
+    b.submit(order("buy", 1, "1", limit="105"))
+    b.submit(order("sell", -1, "1", limit="95"))
+    b.submit(order("other", 1, "1", limit="105", symbol="B"))
+    events = b.on_market({"A": BarPrices(11, D("106"), D("106"))})
+    by_id = {e.order_id: e for e in events}
+    assert not isinstance(by_id["buy"], Fill) and by_id["buy"].reason == "PRICE_COLLAR"
+    assert isinstance(by_id["sell"], Fill) and by_id["sell"].price == D("106")
+    (gone,) = b.cancel_all(12, "HALTED")
+    assert gone.order_id == "other" and b.open_orders() == []
+
+
+def test_order_ids_are_pure_functions_of_the_decision() -> None:
+    a = order_id("acct", "AAPL", 1_700_000_000_000_000_000, "signal:1")
+    assert a == order_id("acct", "AAPL", 1_700_000_000_000_000_000, "signal:1")
+    assert a != order_id("acct", "AAPL", 1_700_000_000_000_000_000, "signal:-1")
+    assert a != order_id("acct", "AAPL", 1_700_000_000_000_000_001, "signal:1")
+    assert a != order_id("other", "AAPL", 1_700_000_000_000_000_000, "signal:1")
+    assert len(a) == 32 and int(a, 16) >= 0
+
+
+fills = st.lists(
+    st.tuples(
+        st.sampled_from(["A", "B", "C"]),
+        st.sampled_from([-1, 1]),
+        st.integers(1, 500),
+        st.decimals("0.01", "1000", places=4, allow_nan=False, allow_infinity=False),
+        st.decimals("0", "5", places=4, allow_nan=False, allow_infinity=False),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(fills)
+def test_cash_plus_positions_is_conserved_across_fills_less_fees(seq: list[tuple[str, int, int, Decimal, Decimal]]) -> None:
+    p = Portfolio(D("100000"))
+    marks = {"A": D("50"), "B": D("20"), "C": D("300")}
+    p.mark(marks)
+    for i, (sym, side, qty, price, fee) in enumerate(seq):
+        at = dict(p.prices)
+        at[sym] = price
+        before = p.equity(at)
+        p.apply_fill(Fill(f"o{i}", sym, i, side, D(qty), price, fee))
+        after = p.equity(at)
+        assert after == before - fee  # exactly: money is Decimal
+    # P&L identities; average cost divides, so they hold to Decimal's 28 digits
+    tiny = D("1e-18")
+    realized_plus_unrealized = p.realized_pnl + p.unrealized_pnl()
+    assert abs(p.equity() - D("100000") - (realized_plus_unrealized - p.fees)) < tiny
+    open_fees = sum((pos.entry_fees for pos in p.positions.values()), D(0))
+    assert abs(sum(p.trade_pnls, D(0)) - (p.realized_pnl - (p.fees - open_fees))) < tiny
