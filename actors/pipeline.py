@@ -9,6 +9,7 @@ from typing import Any
 
 from tinywindow.config import Config, SourceConfig
 from tinywindow.data.features import complete_mask
+from tinywindow.data.persist import EncryptedSink
 from tinywindow.log import get_logger
 
 log = get_logger("pipeline")
@@ -38,8 +39,9 @@ def start_data(cfg: Config, sources: list[SourceConfig] | None = None) -> DataSt
 
     stage = DataStage()
     t0 = time.perf_counter()
+    sink = EncryptedSink.from_config(cfg) if cfg.data.persist else None
     for scfg in sources or cfg.data.sources:
-        stage.actors[scfg.name] = remote_data_source().remote(scfg, cfg.data)
+        stage.actors[scfg.name] = remote_data_source().remote(scfg, cfg.data, sink)
     loads = {name: a.load.remote() for name, a in stage.actors.items()}
     ray.get(list(loads.values()))
     # features through the object store: each source's FEATURES table is put once

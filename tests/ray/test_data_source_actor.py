@@ -13,9 +13,12 @@ import pytest
 import ray
 
 from actors.data_source import remote_data_source
+from tinywindow.config import Config
+from tinywindow.crypto.keystore import KeyStore
+from tinywindow.crypto.store import EncryptedStore
 from tinywindow.data.feed import market_data_pb2 as pb
 from tinywindow.data.feed.server import FeedServer, MarketDataServicer
-from tinywindow.data.persist import ArrowIpcSink
+from tinywindow.data.persist import EncryptedSink
 from tinywindow.data.synthetic import generate
 from tinywindow.errors import DataError
 
@@ -42,6 +45,18 @@ class Collector:
 
     def totals(self) -> tuple[int, int]:
         return self.rows, self.notices
+
+
+PASSPHRASE = "passphrase for the ray tests"
+
+
+def _encrypted(tmp_path: Path) -> tuple[EncryptedSink, EncryptedStore, dict[str, Any]]:
+    """A keystore under tmp_path, the sink recipe an actor gets, a reader for the test, and
+    the actor options that give the actor its passphrase."""
+    cfg = Config().set("data_dir", str(tmp_path))
+    ks = KeyStore.init(cfg.path("keys"), PASSPHRASE, scrypt_log2_n=10)
+    reader = EncryptedStore.from_config(cfg, ks)
+    return EncryptedSink.from_config(cfg), reader, {"runtime_env": {"env_vars": {"TW_PASSPHRASE": PASSPHRASE}}}
 
 
 def _poll(fn: Any, ok: Any, timeout_s: float = 60.0) -> Any:
@@ -87,11 +102,10 @@ def test_bundled_real_data_and_bad_calls_keep_actor_alive() -> None:
 
 def test_streams_a_grpc_feed_notifies_subscribers_and_persists(tmp_path: Path) -> None:
     bars = generate(5, 120, seed=11)
+    sink, reader, options = _encrypted(tmp_path)
     with FeedServer(bars, batch_rows=17) as server:
-        actor = remote_data_source().remote(
-            {"name": "feed", "kind": "grpc", "address": server.address},
-            {"segment_rows": 200},
-            lambda: ArrowIpcSink(tmp_path),
+        actor = remote_data_source(**options).remote(
+            {"name": "feed", "kind": "grpc", "address": server.address}, {"segment_rows": 200}, sink
         )
         sub = Collector.remote()
         ray.get(actor.subscribe.remote(sub))
@@ -101,9 +115,9 @@ def test_streams_a_grpc_feed_notifies_subscribers_and_persists(tmp_path: Path) -
     assert desc["rows"] == 600 and desc["rejected_batches"] == 0
     rows, notices = _poll(lambda: ray.get(sub.totals.remote()), lambda v: v[0] == 600)
     assert rows == 600 and notices >= 600 // 17
-    segs = sorted(tmp_path.rglob("*.arrow"))
-    assert len(segs) == len(desc["segments"]) >= 3
-    assert sum(pa.ipc.open_file(p).read_all().num_rows for p in segs) == 600
+    names = reader.list("feed/")
+    assert len(names) == len(desc["segments"]) >= 3
+    assert sum(reader.read(n).num_rows for n in names) == 600  # verified, then decrypted
     ray.kill(actor)
 
 
@@ -123,9 +137,10 @@ class Hostile(MarketDataServicer):
 
 
 def test_garbage_and_drops_are_recorded_and_the_actor_keeps_running(tmp_path: Path) -> None:
+    sink, reader, options = _encrypted(tmp_path)
     with FeedServer(generate(1, 1).slice(0, 0), servicer=Hostile) as server:
-        actor = remote_data_source().remote(
-            {"name": "hostile", "kind": "grpc", "address": server.address}, None, lambda: ArrowIpcSink(tmp_path)
+        actor = remote_data_source(**options).remote(
+            {"name": "hostile", "kind": "grpc", "address": server.address}, None, sink
         )
         ray.get(actor.start_stream.remote())
         assert ray.get(actor.wait_stream.remote(60)) == "finished"
@@ -133,7 +148,8 @@ def test_garbage_and_drops_are_recorded_and_the_actor_keeps_running(tmp_path: Pa
     assert desc["rows"] == 4  # 3 good + 1 after the reconnect; the bad bar never applied
     assert desc["rejected_batches"] == 1
     assert desc["rejects"][0]["column"] == "open" and "not positive" in desc["rejects"][0]["error"]
-    assert list(tmp_path.rglob("rejects-*.arrow"))  # the rejected bytes are kept, not lost
+    rejects = reader.list("hostile/rejects")
+    assert len(rejects) == 1 and reader.read(rejects[0]).num_rows == 1  # kept, not lost
     assert ray.get(actor.latest.remote()).column("ts").cast(pa.int64()).to_pylist() == [50]
     ray.kill(actor)
 

@@ -27,10 +27,15 @@ def register(sub: Any) -> None:
     show.add_argument("--features", action="store_true", help="print features instead of bars")
     show.set_defaults(func=cmd_show)
 
-    ing = cmds.add_parser("ingest", help="fetch, validate and persist sources as Arrow IPC segments")
+    ing = cmds.add_parser(
+        "ingest", help="fetch, validate and persist sources as encrypted, signed Arrow IPC segments"
+    )
     ing.add_argument("sources", nargs="*", help="source names (default: every configured source)")
-    ing.add_argument("--out", help="directory for segments (default: <data_dir>/segments)")
     ing.set_defaults(func=cmd_ingest)
+
+    seg = cmds.add_parser("segments", help="list stored segments; each is verified and decrypted to count its rows")
+    seg.add_argument("prefix", nargs="?", default="", help="name prefix, e.g. a source name")
+    seg.set_defaults(func=cmd_segments)
 
 
 def resolve_source(cfg: Config, name: str) -> SourceConfig:
@@ -105,12 +110,13 @@ def cmd_show(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace, cfg: Config) -> int:
-    from tinywindow.data.persist import ArrowIpcSink, SegmentWriter
+    from tinywindow.crypto.store import EncryptedStore
+    from tinywindow.data.persist import SegmentWriter
     from tinywindow.data.sources import build_source
     from tinywindow.report import iso, table
 
     names = args.sources or [s.name for s in cfg.data.sources]
-    sink = ArrowIpcSink(args.out or cfg.path("segments"))
+    sink = EncryptedStore.from_config(cfg)
     rows = []
     for name in names:
         scfg = resolve_source(cfg, name)
@@ -128,5 +134,21 @@ def cmd_ingest(args: argparse.Namespace, cfg: Config) -> int:
             len(written), round(time.perf_counter() - t0, 2),
         ])
     print(table(rows, ["source", "bars", "symbols", "first", "last", "quarantined", "segments", "seconds"]))
-    print(f"\nsegments under {sink.root}")
+    print(f"\nencrypted segments under {sink.root} (list them: tinywindow data segments)")
+    return 0
+
+
+def cmd_segments(args: argparse.Namespace, cfg: Config) -> int:
+    from tinywindow.crypto.store import EncryptedStore
+    from tinywindow.report import iso, table
+
+    store = EncryptedStore.from_config(cfg)
+    rows = []
+    for name in store.list(args.prefix):
+        t = store.read(name)  # verifies the signature before decrypting anything
+        ts = t.column("ts").cast(pa.int64()) if "ts" in t.column_names else None
+        first = iso(pc.min(ts).as_py()) if ts is not None and len(ts) else "-"
+        last = iso(pc.max(ts).as_py()) if ts is not None and len(ts) else "-"
+        rows.append([name, t.num_rows, first, last])
+    print(table(rows, ["segment", "rows", "first", "last"]))
     return 0

@@ -1,22 +1,21 @@
 """The persistence hook of a data source: batches of bars written as Arrow IPC segments.
 
-``SegmentSink`` is the seam: ``ArrowIpcSink`` writes plain Arrow IPC files atomically;
-``tinywindow.crypto.store.EncryptedStore`` satisfies the same protocol with encrypted,
-signed segments.  ``SegmentWriter`` buffers streamed batches and cuts a segment every
-``segment_rows`` rows.
+``SegmentSink`` is the seam; on disk it is always ``tinywindow.crypto.store.EncryptedStore``
+(Arrow IPC segments encrypted and signed, written atomically): every byte TinyWindow stores
+goes through the crypto layer.  ``EncryptedSink`` is the picklable recipe an actor receives
+and opens in its own process (unlocked keys never travel).  ``SegmentWriter`` buffers
+streamed batches and cuts a segment every ``segment_rows`` rows.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.ipc as ipc
 
+from tinywindow.config import Config
 from tinywindow.data.base import concat_bars
 
 
@@ -27,31 +26,25 @@ class SegmentSink(Protocol):
         ...
 
 
-class ArrowIpcSink:
-    """Plain Arrow IPC files under a directory (temp file, fsync, rename)."""
+@dataclass(frozen=True)
+class EncryptedSink:
+    """How to open the configured EncryptedStore inside the process that writes.
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+    Holds the configuration without secrets; the keystore is unlocked where it is called,
+    with the passphrase from that process's environment (``crypto.passphrase_env``).
+    """
 
-    def write(self, name: str, table: pa.Table) -> str:
-        path = self.root / f"{name}.arrow"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                with ipc.new_file(fh, table.schema) as writer:
-                    writer.write_table(table)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return str(path)
+    config: dict[str, Any]
 
-    def read(self, name: str) -> pa.Table:
-        with ipc.open_file(self.root / f"{name}.arrow") as reader:
-            return reader.read_all()
+    @classmethod
+    def from_config(cls, cfg: Config) -> EncryptedSink:
+        return cls(cfg.model_dump(mode="json", exclude={"serving": {"token"}}))
+
+    def __call__(self) -> SegmentSink:
+        from tinywindow.config import build
+        from tinywindow.crypto.store import EncryptedStore
+
+        return EncryptedStore.from_config(build(self.config))
 
 
 def segment_name(source: str, kind: str, table: pa.Table) -> str:

@@ -8,10 +8,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from tinywindow.config import Config
+from tinywindow.crypto.keystore import KeyStore
+from tinywindow.crypto.store import EncryptedStore
 from tinywindow.data.base import replay
 from tinywindow.data.cache import TableCache
 from tinywindow.data.history import BarHistory, tail_indices
-from tinywindow.data.persist import ArrowIpcSink, SegmentSink, SegmentWriter
+from tinywindow.data.persist import EncryptedSink, SegmentSink, SegmentWriter
 from tinywindow.data.synthetic import generate
 from tinywindow.errors import DataError
 
@@ -66,9 +69,18 @@ def test_history_append_stream_window_latest_and_range() -> None:
         h.window(0)
 
 
-def test_segment_writer_cuts_segments_and_sink_roundtrip(tmp_path: Path) -> None:
-    sink = ArrowIpcSink(tmp_path)
-    assert isinstance(sink, SegmentSink)
+def test_segments_are_encrypted_signed_and_cut_by_rows(tmp_path: Path) -> None:
+    cfg = Config().set("data_dir", str(tmp_path))
+    KeyStore.init(cfg.path("keys"), "a passphrase for tests", scrypt_log2_n=10)
+    recipe = EncryptedSink.from_config(cfg)
+    import os
+
+    os.environ["TW_PASSPHRASE"] = "a passphrase for tests"
+    try:
+        sink = recipe()  # what an actor does in its own process
+    finally:
+        del os.environ["TW_PASSPHRASE"]
+    assert isinstance(sink, SegmentSink) and isinstance(sink, EncryptedStore)
     w = SegmentWriter(sink, "src", segment_rows=50)
     bars = generate(2, 60, seed=0)
     written = []
@@ -76,6 +88,12 @@ def test_segment_writer_cuts_segments_and_sink_roundtrip(tmp_path: Path) -> None
         written += w.add(batch)
     written += w.flush()
     assert len(written) == 3 and len(w.segments) == 3
-    back = pa.concat_tables([sink.read(Path(p).relative_to(tmp_path).with_suffix("").as_posix()) for p in written])
-    assert back.num_rows == 120
-    assert not list(tmp_path.rglob(".tmp-*"))  # atomic writes leave no temp files
+    names = sink.list("src/")
+    back = pa.concat_tables([sink.read(n) for n in names])
+    assert back.num_rows == 120 and back.sort_by([("ts", "ascending")]).column("close").to_pylist() == (
+        bars.sort_by([("ts", "ascending")]).column("close").to_pylist()
+    )
+    for path in written:  # nothing readable on disk
+        raw = Path(path).read_bytes()
+        assert b"SYN0000" not in raw and b"ARROW1" not in raw
+    assert "a passphrase for tests" not in repr(recipe)
