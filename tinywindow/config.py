@@ -92,13 +92,24 @@ class CryptoConfig(_Section):
 
 
 class AgentConfig(_Section):
-    window: int = Field(default=32, ge=2, le=1024)
-    cost: float = Field(default=0.0005, ge=0.0, le=0.1)
+    """Layer 2 (``tinywindow.agents``); ``registry_dir`` and ``tune_dir`` are under ``data_dir``
+    unless absolute.  Per-agent hyperparameters beyond these live in ``agents.params`` and in
+    the tuned file a sweep writes."""
+
+    window: int = Field(default=32, ge=2, le=1024)  # feature rows an agent sees
+    cost: float = Field(default=0.0005, ge=0.0, le=0.1)  # per unit of exposure changed
     registry_dir: str = "models"
-    train_iterations: int = Field(default=4, ge=1)
+    train_iterations: int = Field(default=4, ge=1)  # PPO iterations per training run
+    train_batch: int = Field(default=2048, ge=64)  # env steps per PPO iteration
     hidden: int = Field(default=32, ge=4)
     lr: float = Field(default=3e-4, gt=0)
-    retrain_every: int = Field(default=500, ge=1)
+    xgb_rounds: int = Field(default=200, ge=1)
+    seed: int = 0
+    retrain_every: int = Field(default=500, ge=1)  # outcomes between automatic retrains
+    retrain_bars: int = Field(default=1260, ge=64)  # RL retrains on the latest bars (5 years)
+    embargo_bars: int | None = Field(default=None, ge=0)  # walk-forward gap; None = window
+    valid_bars: int = Field(default=504, ge=20)  # walk-forward validation length (2 years)
+    tune_dir: str = "tune"
     num_cpus: float = Field(default=0.25, ge=0.0)
 
 

@@ -1,0 +1,240 @@
+"""The model registry: one signed directory per training run, loaded only once verified.
+
+Layout under the registry root (``agents.registry_dir``)::
+
+    <agent>/v0001/model.json          architecture, window, feature scaler
+    <agent>/v0001/weights.pt          (RL agents) torch state_dict
+    <agent>/v0001/booster.ubj         (XGBoost) the booster
+    <agent>/v0001/MANIFEST.tw.json    ML-DSA-65 signature over every file + metadata
+    <agent>/tuned.json                best parameters of the last sweep (``tinywindow tune``)
+
+``publish`` claims the next version number with an atomic ``mkdir``, writes and signs the
+model in a staging folder and renames it into place, so a reader sees either an empty
+(incomplete) version or a complete signed one.  The signed metadata records the data range,
+the config and parameters, the metrics and the parent version.
+
+``load`` copies the version's files into a private temporary folder, verifies the copy
+(``crypto.manifest.verify_dir``) and builds the predictor from that same copy: what was
+verified is what is loaded.  A changed, added or removed file, a missing manifest or a bad
+signature raises ``IntegrityError``; nothing is unpickled from the registry at all.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tinywindow.agents.params import check_agent
+from tinywindow.agents.predictor import Predictor, load_dir
+from tinywindow.config import Config
+from tinywindow.crypto.keys import PublicKeySource
+from tinywindow.crypto.keystore import KeyStore
+from tinywindow.crypto.manifest import MANIFEST, sign_dir, verify_dir
+from tinywindow.errors import IntegrityError, ModelError, TinyWindowError
+
+_VERSION = re.compile(r"^v(\d{4,})$")
+
+
+def version_name(number: int) -> str:
+    return f"v{number:04d}"
+
+
+def registry_root(cfg: Config) -> Path:
+    """``agents.registry_dir``, under ``data_dir`` unless absolute."""
+    path = Path(cfg.agents.registry_dir)
+    return path if path.is_absolute() else cfg.path(cfg.agents.registry_dir)
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One version as listed: ``status`` is "ok", "incomplete", or why verification failed."""
+
+    agent: str
+    version: str
+    status: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+class ModelRegistry:
+    """Signed model versions per agent under one root folder.
+
+    ``keys`` verifies (a ``KeyStore`` or a passphrase-free ``PublicKeyRing``); ``signer``
+    (an unlocked ``KeyStore``) is needed only to publish.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        keys: PublicKeySource,
+        signer: KeyStore | None = None,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.root = Path(root)
+        self.keys = keys
+        self.signer = signer
+        self.clock = clock
+
+    @classmethod
+    def from_config(cls, cfg: Config, keystore: KeyStore | None = None, *, read_only: bool = False) -> ModelRegistry:
+        """The configured registry: signing with ``keystore`` (opened from ``cfg`` with the
+        passphrase env var when None), or verify-only from the keystore's public keys."""
+        from tinywindow.crypto import keystore_dir, open_keystore
+
+        root = registry_root(cfg)
+        if read_only and keystore is None:
+            return cls(root, KeyStore.public_ring(keystore_dir(cfg)))
+        store = keystore if keystore is not None else open_keystore(cfg)
+        return cls(root, store, None if read_only else store)
+
+    # ------------------------------------------------------------------ writing
+    def publish(self, model: Predictor, metadata: dict[str, Any]) -> str:
+        """Store ``model`` as the agent's next version, signed; returns the version name."""
+        if self.signer is None:
+            raise ModelError("this registry is read-only (opened without a keystore to sign with)")
+        agent = check_agent(model.agent)
+        base = self.root / agent
+        base.mkdir(parents=True, exist_ok=True)
+        version = self._claim(base)
+        staging = base / f".staging-{version}-{os.getpid()}"
+        try:
+            model.save(staging)
+            now = self.clock()
+            meta = {
+                **_json_safe(metadata),
+                "agent": agent,
+                "version": version,
+                "kind": model.kind,
+                "window": model.window,
+                "created": pd.Timestamp(now, tz="UTC").isoformat(),
+            }
+            sign_dir(staging, self.signer, meta)
+            os.rename(staging, base / version)  # replaces the empty claimed folder atomically
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        model.version = version
+        return version
+
+    def _claim(self, base: Path) -> str:
+        """The next free version number, claimed by an atomic mkdir (safe across processes)."""
+        number = max((n for n in self._numbers(base)), default=0) + 1
+        while True:
+            name = version_name(number)
+            try:
+                (base / name).mkdir()
+                return name
+            except FileExistsError:
+                number += 1
+
+    # ------------------------------------------------------------------ reading
+    @staticmethod
+    def _numbers(base: Path) -> list[int]:
+        if not base.is_dir():
+            return []
+        return sorted(int(m.group(1)) for p in base.iterdir() if (m := _VERSION.match(p.name)))
+
+    def agents(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def versions(self, agent: str) -> list[VersionInfo]:
+        """Every version of ``agent``, oldest first, each verified."""
+        base = self.root / check_agent(agent)
+        out = []
+        for number in self._numbers(base):
+            name = version_name(number)
+            path = base / name
+            if not any(path.iterdir()):
+                out.append(VersionInfo(agent, name, "incomplete"))
+                continue
+            try:
+                out.append(VersionInfo(agent, name, "ok", self._verify(path, agent, name)))
+            except TinyWindowError as exc:
+                out.append(VersionInfo(agent, name, f"refused: {exc}"))
+        return out
+
+    def latest(self, agent: str) -> str | None:
+        """The newest complete version (verified when loaded, not here)."""
+        base = self.root / check_agent(agent)
+        for number in reversed(self._numbers(base)):
+            name = version_name(number)
+            if any((base / name).iterdir()):
+                return name
+        return None
+
+    def metadata(self, agent: str, version: str | None = None) -> dict[str, Any]:
+        """The verified metadata of a version (the latest when None)."""
+        name = self._resolve(agent, version)
+        return self._verify(self.root / agent / name, agent, name)
+
+    def load(self, agent: str, version: str | None = None) -> Predictor:
+        """A verified predictor for ``agent`` (the latest version when ``version`` is None)."""
+        name = self._resolve(agent, version)
+        source = self.root / agent / name
+        with tempfile.TemporaryDirectory(prefix="tw-model-") as tmp:
+            copy = Path(tmp) / name
+            try:
+                shutil.copytree(source, copy, symlinks=True)
+            except OSError as exc:
+                raise ModelError(f"cannot read model {agent} {name}: {exc}") from None
+            meta = self._verify(copy, agent, name)
+            predictor = load_dir(copy, name)
+        if predictor.agent != agent or meta.get("kind") != predictor.kind:
+            raise IntegrityError(f"model {agent} {name}: signed metadata does not match its files")
+        return predictor
+
+    def _resolve(self, agent: str, version: str | None) -> str:
+        check_agent(agent)
+        name = version or self.latest(agent)
+        if name is None:
+            raise ModelError(f"no trained version of agent {agent!r} in {self.root} (run 'tinywindow agents train')")
+        if not _VERSION.match(name) or not (self.root / agent / name).is_dir():
+            raise ModelError(f"agent {agent!r} has no version {name!r} in {self.root}")
+        return name
+
+    def _verify(self, path: Path, agent: str, name: str) -> dict[str, Any]:
+        if not (path / MANIFEST).exists():
+            raise IntegrityError(f"model {agent} {name} is not signed (no {MANIFEST}); refusing to load it")
+        try:
+            meta = verify_dir(path, self.keys)
+        except IntegrityError as exc:
+            raise IntegrityError(f"model {agent} {name} failed verification, refusing to load it: {exc}") from None
+        if meta.get("agent") != agent or meta.get("version") != name:
+            raise IntegrityError(
+                f"model {agent} {name}: manifest is signed for {meta.get('agent')} {meta.get('version')} "
+                "(a version folder was moved or copied)"
+            )
+        return meta
+
+
+def _json_safe(value: Any) -> Any:
+    """Metadata as strict JSON (NaN/inf -> None, numpy scalars -> Python)."""
+    import math
+
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
