@@ -48,7 +48,7 @@ bench: $(VENV)/.bench
 
 proto: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. \
-		tinywindow/data/feed/market_data.proto
+		tinywindow/data/feed/market_data.proto tinywindow/serving/votes.proto
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

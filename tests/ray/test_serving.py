@@ -1,0 +1,358 @@
+"""The serving app on loopback: real HTTP client, generated gRPC stub, hot swaps, load."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pytest
+from ray import serve
+
+from actors import serving
+from tinywindow.agents.registry import ModelRegistry
+from tinywindow.agents.train import train_agent
+from tinywindow.config import Config
+from tinywindow.crypto.keystore import KeyStore
+from tinywindow.data import features as F
+from tinywindow.data.synthetic import generate
+from tinywindow.serving import votes_pb2 as pb
+from tinywindow.serving import votes_pb2_grpc as pb_grpc
+from tinywindow.serving.auth import token_digest
+
+pytestmark = pytest.mark.usefixtures("ray_cluster")
+
+TOKEN = "test-token-" + "x" * 24
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+TINY_PPO = {"iterations": 1, "train_batch": 256, "minibatch": 64, "epochs": 1, "num_envs": 2, "episode_len": 64}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Served:
+    cfg: Config
+    registry: ModelRegistry
+    features: pa.Table
+    versions: dict[str, list[str]]
+    http: httpx.Client
+    grpc_stub: pb_grpc.TinyWindowStub
+    agents: list[str]
+
+    def columns(self, table: pa.Table | None = None) -> dict[str, list[Any]]:
+        """A FEATURES table as the columnar JSON the API takes."""
+        t = self.window() if table is None else table
+        cols: dict[str, list[Any]] = {"symbol": [str(s) for s in t.column("symbol").to_pylist()],
+                                      "ts": t.column("ts").cast(pa.int64()).to_pylist()}
+        for name in F.FEATURE_NAMES:
+            cols[name] = [None if (v is None or math.isnan(v)) else v for v in t.column(name).to_pylist()]
+        return cols
+
+    def window(self, rows: int = 40) -> pa.Table:
+        """The newest ``rows`` feature rows of every symbol."""
+        from tinywindow.data.history import tail_indices
+        from tinywindow.schema import symbol_codes
+
+        return self.features.take(pa.array(tail_indices(symbol_codes(self.features), rows)))
+
+    def swap(self, versions: dict[str, str | None]) -> None:
+        serving.swap(self.cfg, self.agents, token_digest(TOKEN), versions)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    root = tmp_path_factory.mktemp("serving")
+    cfg = (
+        Config()
+        .set("data_dir", str(root))
+        .set("agents.window", 8)
+        .set("agents.valid_bars", 60)
+        .set("agents.xgb_rounds", 20)
+        .set("serving.http_port", _free_port())
+        .set("serving.grpc_port", _free_port())
+        .set("serving.max_replicas", 1)
+        .set("serving.max_request_bytes", 256 * 1024)
+    )
+    keys = KeyStore.init(cfg.path("keys"), "serving test passphrase", scrypt_log2_n=10)
+    registry = ModelRegistry.from_config(cfg, keys)
+    features = F.compute(generate(4, 400, seed=5))
+    versions: dict[str, list[str]] = {"xgboost": [], "lstm": []}
+    for seed in (1, 2):
+        versions["xgboost"].append(str(train_agent("xgboost", features, cfg, registry=registry, seed=seed).version))
+    versions["lstm"].append(str(train_agent("lstm", features, cfg, registry=registry, overrides=TINY_PPO).version))
+    agents = ["lstm", "xgboost"]
+    serving.start(cfg, agents, token_digest(TOKEN), {"xgboost": versions["xgboost"][0]})
+    http = httpx.Client(base_url=f"http://127.0.0.1:{cfg.serving.http_port}", timeout=30)
+    channel = grpc.insecure_channel(f"127.0.0.1:{cfg.serving.grpc_port}")
+    try:
+        yield Served(cfg, registry, features, versions, http, pb_grpc.TinyWindowStub(channel), agents)
+    finally:
+        http.close()
+        channel.close()
+        serve.shutdown()
+
+
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+# ---------------------------------------------------------------------------- HTTP
+
+
+def test_token_required_everywhere_but_health(served: Served) -> None:
+    body = {"features": served.columns()}
+    for method, path in (("POST", "/v1/votes"), ("POST", "/v1/signal"), ("GET", "/v1/models")):
+        assert served.http.request(method, path, json=body).status_code == 401
+        bad = {"Authorization": "Bearer not-the-token"}
+        r = served.http.request(method, path, json=body, headers=bad)
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    assert served.http.get("/healthz").json()["status"] == "ok"
+    spec = served.http.get("/openapi.json").json()
+    assert {"/v1/votes", "/v1/signal", "/v1/models", "/healthz"} <= set(spec["paths"])
+
+
+def test_votes_from_every_agent_with_versions(served: Served) -> None:
+    r = served.http.post("/v1/votes", json={"features": served.columns(), "latest_only": True}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    votes = r.json()["votes"]
+    assert {v["agent"] for v in votes} == {"lstm", "xgboost"}
+    assert len(votes) == 2 * 4  # one vote per symbol and agent
+    by_agent = {v["agent"]: v["model_version"] for v in votes}
+    assert by_agent == {"lstm": served.versions["lstm"][0], "xgboost": served.versions["xgboost"][0]}
+    assert all(v["action"] in (-1, 0, 1) and 0 <= v["confidence"] <= 1 for v in votes)
+    one = served.http.post("/v1/votes", json={"features": served.columns(), "agent": "xgboost"}, headers=AUTH)
+    assert {v["agent"] for v in one.json()["votes"]} == {"xgboost"}
+    arrow = served.http.post(
+        "/v1/votes?latest_only=true&agent=lstm", content=_ipc(served.window()),
+        headers={**AUTH, "Content-Type": serving.ARROW_STREAM},
+    )
+    assert arrow.status_code == 200 and len(arrow.json()["votes"]) == 4
+
+
+def test_signal_has_consensus_with_reasons(served: Served) -> None:
+    r = served.http.post("/v1/signal", json={"features": served.columns(), "latest_only": True}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    signals = r.json()["signals"]
+    assert len(signals) == 4
+    assert all(s["reason"] and s["votes"] >= 1 and s["action"] in (-1, 0, 1) for s in signals)
+
+
+def _bad_bodies(served: Served) -> list[tuple[Any, str]]:
+    cols = served.columns()
+    short = dict(cols, rsi_14=cols["rsi_14"][:-1])
+    text = dict(cols, macd=["high"] * len(cols["macd"]))
+    naive = dict(cols, ts=["2020-01-01T00:00:00"] * len(cols["ts"]))
+    unknown = dict(cols, rsi14=cols["rsi_14"])
+    missing = {k: v for k, v in cols.items() if k != "atr_14"}
+    backwards = dict(cols, ts=list(reversed(cols["ts"])))
+    inf = dict(cols, ret_1=[math.inf] * len(cols["ret_1"]))  # sent as the token Infinity
+    return [
+        (b"{not json", "body"),
+        (json.dumps([1, 2]).encode(), "body"),
+        ({"featurez": cols}, "features"),
+        ({"features": cols, "extra": 1}, "extra"),
+        ({"features": cols, "agent": "gpt"}, "agent"),
+        ({"features": cols, "latest_only": "maybe"}, "latest_only"),
+        ({"features": short}, "rsi_14"),
+        ({"features": text}, "macd"),
+        ({"features": naive}, "ts"),
+        ({"features": unknown}, "rsi14"),
+        ({"features": missing}, "atr_14"),
+        ({"features": backwards}, "ts"),
+        ({"features": inf}, "ret_1"),
+        ({"features": {"symbol": [], "ts": [], **{n: [] for n in F.FEATURE_NAMES}}}, "symbol"),
+    ]
+
+
+def test_bad_payloads_get_400_naming_the_field_never_500(served: Served) -> None:
+    for body, field in _bad_bodies(served):
+        for path in ("/v1/votes", "/v1/signal"):
+            raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+            r = served.http.post(path, content=raw, headers={**AUTH, "Content-Type": "application/json"})
+            assert r.status_code == 400, (field, r.status_code, r.text)
+            assert r.json()["field"].split(".")[-1] == field, (field, r.text)
+    r = served.http.post("/v1/votes", content=b"\x00garbage", headers={**AUTH, "Content-Type": serving.ARROW_STREAM})
+    assert r.status_code == 400 and r.json()["field"] == "arrow_ipc"
+
+
+def test_request_size_limit(served: Served) -> None:
+    big = b"x" * (served.cfg.serving.max_request_bytes + 1)
+    r = served.http.post("/v1/votes", content=big, headers={**AUTH, "Content-Type": "application/json"})
+    assert r.status_code == 413
+
+
+# ---------------------------------------------------------------------------- gRPC
+
+META = [("authorization", f"Bearer {TOKEN}")]
+
+
+def test_grpc_auth_votes_signal_models(served: Served) -> None:
+    req = pb.VotesRequest(arrow_ipc=_ipc(served.window()), latest_only=True)
+    with pytest.raises(grpc.RpcError) as exc:
+        served.grpc_stub.Votes(req)
+    assert exc.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with pytest.raises(grpc.RpcError) as exc:
+        served.grpc_stub.Models(pb.ModelsRequest(), metadata=[("authorization", "Bearer nope")])
+    assert exc.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    reply = served.grpc_stub.Votes(req, metadata=META)
+    assert len(reply.votes) == 8 and {v.agent for v in reply.votes} == {"lstm", "xgboost"}
+    signal = served.grpc_stub.Signal(req, metadata=META)
+    assert len(signal.signals) == 4 and all(s.reason for s in signal.signals)
+    models = served.grpc_stub.Models(pb.ModelsRequest(), metadata=META)
+    assert {m.agent for m in models.models} == {"lstm", "xgboost"}
+    t = served.window()
+    rows = pb.FeatureRows(
+        feature_names=list(F.FEATURE_NAMES),
+        rows=[
+            pb.FeatureRow(symbol=str(s), ts_ns=ts, values=[t.column(n)[i].as_py() for n in F.FEATURE_NAMES])
+            for i, (s, ts) in enumerate(zip(t.column("symbol").to_pylist(), t.column("ts").cast(pa.int64()).to_pylist(), strict=True))
+        ],
+    )
+    by_rows = served.grpc_stub.Votes(pb.VotesRequest(rows=rows, latest_only=True, agent="xgboost"), metadata=META)
+    assert len(by_rows.votes) == 4
+
+
+@pytest.mark.parametrize(
+    "request_,field",
+    [
+        (pb.VotesRequest(arrow_ipc=b"junk"), "arrow_ipc"),
+        (pb.VotesRequest(), "features"),
+        (pb.VotesRequest(rows=pb.FeatureRows(feature_names=["ret_1"], rows=[pb.FeatureRow(symbol="A", ts_ns=1, values=[0.1])])), "ret_5"),
+        (pb.VotesRequest(rows=pb.FeatureRows(feature_names=["ret_1"], rows=[pb.FeatureRow(symbol="A", ts_ns=1, values=[0.1, 2])])), "values"),
+    ],
+)
+def test_grpc_invalid_argument_names_the_field(served: Served, request_: pb.VotesRequest, field: str) -> None:
+    with pytest.raises(grpc.RpcError) as exc:
+        served.grpc_stub.Votes(request_, metadata=META)
+    assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert exc.value.details().startswith(field)
+    with pytest.raises(grpc.RpcError) as exc:
+        served.grpc_stub.Votes(pb.VotesRequest(arrow_ipc=_ipc(served.window()), agent="nobody"), metadata=META)
+    assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "agent" in exc.value.details()
+
+
+# ---------------------------------------------------------------------------- swaps
+
+
+class Traffic:
+    """Clients posting continuously; every response is recorded."""
+
+    def __init__(self, served: Served, clients: int = 4) -> None:
+        self.body = {"features": served.columns(), "latest_only": True, "agent": "xgboost"}
+        self.base = str(served.http.base_url)
+        self.stop = threading.Event()
+        self.failures: list[str] = []
+        self.versions: list[str] = []
+        self.latencies_ms: list[float] = []
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.base, timeout=30) as c:
+            while not self.stop.is_set():
+                t0 = time.perf_counter()
+                try:
+                    r = c.post("/v1/votes", json=self.body, headers=AUTH)
+                    ok = r.status_code == 200
+                    seen = {v["model_version"] for v in r.json()["votes"]} if ok else set()
+                except (httpx.HTTPError, ValueError) as exc:
+                    ok, seen, r = False, set(), None
+                    self.failures.append(repr(exc))
+                dt = (time.perf_counter() - t0) * 1000
+                with self.lock:
+                    self.latencies_ms.append(dt)
+                    self.versions.extend(sorted(seen))
+                    if not ok and r is not None:
+                        self.failures.append(f"{r.status_code} {r.text[:200]}")
+
+    def __enter__(self) -> Traffic:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=60)
+
+    def wait_requests(self, n: int, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        start = len(self.latencies_ms)
+        while len(self.latencies_ms) < start + n and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def _live_version(served: Served, agent: str) -> str:
+    models = served.http.get("/v1/models", headers=AUTH).json()["models"]
+    return next(m["version"] for m in models if m["agent"] == agent)
+
+
+def test_hot_swap_under_continuous_traffic_has_zero_failures(served: Served) -> None:
+    v1, v2 = served.versions["xgboost"]
+    with Traffic(served) as traffic:
+        traffic.wait_requests(20)
+        for target in (v2, v1, v2):
+            served.swap({"xgboost": target})
+            assert _live_version(served, "xgboost") == target
+            traffic.wait_requests(20)
+    assert traffic.failures == []
+    assert {v1, v2} <= set(traffic.versions)
+    after = served.http.post("/v1/votes", json=traffic.body, headers=AUTH).json()["votes"]
+    assert {v["model_version"] for v in after} == {v2}
+
+
+def test_tampered_version_is_refused_and_old_one_keeps_serving(served: Served) -> None:
+    v3 = str(train_agent("xgboost", served.features, served.cfg, registry=served.registry, seed=9).version)
+    booster = next(p for p in (Path(served.registry.root) / "xgboost" / v3).iterdir() if p.suffix == ".ubj")
+    data = bytearray(booster.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    booster.write_bytes(bytes(data))
+    before = _live_version(served, "xgboost")
+    with Traffic(served, clients=2) as traffic:
+        traffic.wait_requests(10)
+        served.swap({"xgboost": v3})
+        traffic.wait_requests(10)
+    assert traffic.failures == []
+    models = {m["agent"]: m for m in served.http.get("/v1/models", headers=AUTH).json()["models"]}
+    assert models["xgboost"]["version"] == before and models["xgboost"]["status"] == "refused"
+    assert "IntegrityError" in models["xgboost"]["swap_error"]
+    assert v3 not in traffic.versions
+
+
+# ---------------------------------------------------------------------------- load
+
+
+def test_load_concurrent_clients_zero_errors(served: Served, capsys: pytest.CaptureFixture[str]) -> None:
+    """N concurrent clients for TW_LOAD_TEST_S seconds (60 by default): no errors."""
+    served.swap({"xgboost": served.versions["xgboost"][0]})
+    duration = float(os.environ.get("TW_LOAD_TEST_S", "60"))
+    clients = int(os.environ.get("TW_LOAD_TEST_CLIENTS", "8"))
+    with Traffic(served, clients=clients) as traffic:
+        time.sleep(duration)  # the load test's length is the point here, not a wait for state
+    lat = sorted(traffic.latencies_ms)
+    p50 = statistics.median(lat)
+    p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
+    with capsys.disabled():
+        print(f"\nload test: {clients} clients x {duration:.0f}s: {len(lat)} requests, "
+              f"{len(lat) / duration:.0f} req/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms, errors {len(traffic.failures)}")
+    assert traffic.failures == []
+    assert len(lat) > clients
