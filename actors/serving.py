@@ -410,14 +410,21 @@ def build_app(
 
 def app_builder(args: dict[str, Any]) -> Any:
     """Serve's ``import_path`` entry (``actors.serving:app_builder``): the application from
-    the JSON args of a Serve config (see ``deploy_config``)."""
-    from tinywindow.config import build
+    the JSON args of a Serve config (see ``deploy_config``).
 
-    return build_app(build(args.get("config", {})), list(args["agents"]), str(args["token_digest"]))
+    Without ``token_digest`` in the args (a committed RayService manifest), the token comes
+    from ``TW_SERVING__TOKEN`` in the cluster's environment (a Kubernetes Secret).
+    """
+    from tinywindow.config import build
+    from tinywindow.serving.auth import serving_token, token_digest
+
+    cfg = build(args.get("config", {}))
+    digest = args.get("token_digest") or token_digest(serving_token(cfg))
+    return build_app(cfg, list(args["agents"]), str(digest))
 
 
 def deploy_config(
-    cfg: Config, agents: list[str], token_digest: str, versions: dict[str, str | None] | None = None
+    cfg: Config, agents: list[str], token_digest: str | None, versions: dict[str, str | None] | None = None
 ) -> dict[str, Any]:
     """The declarative Serve config (``ServeDeploySchema``) of the whole app.
 
@@ -438,7 +445,7 @@ def deploy_config(
                 "import_path": "actors.serving:app_builder",
                 "args": {
                     "agents": list(agents),
-                    "token_digest": token_digest,
+                    **({"token_digest": token_digest} if token_digest else {}),
                     "config": cfg.model_dump(mode="json", exclude={"serving": {"token"}}),
                 },
                 "deployments": [
