@@ -131,10 +131,18 @@ def train_agent(
     init: Predictor | None = None,
     last_bars: int | None = None,
     threads: int = 1,
+    parent: str | None = None,
+    refit: bool = False,
     extra_metadata: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Train ``agent`` on ``features`` (optionally only each symbol's last ``last_bars``),
-    validate on the held-out tail and publish to ``registry`` when one is given."""
+    validate on the held-out tail and publish to ``registry`` when one is given.
+
+    ``init`` warm-starts an RL agent from an earlier version; ``parent`` (default: the
+    ``init`` version) records which version this run replaces.  With ``refit`` the published
+    model is trained once more on everything, hold-out included (so the newest outcomes can
+    weigh in); its manifest then says ``refit: true`` and its validation metrics are those of
+    the same parameters trained without the hold-out."""
     set_threads(threads)
     seed = cfg.agents.seed if seed is None else seed
     series = to_series(features)
@@ -146,16 +154,22 @@ def train_agent(
     params = resolve(agent, cfg.agents, registry_root(cfg), overrides)
     predictor, stats = fit(agent, train, normalizer, cfg, params, seed, outcomes=outcomes, init=init, threads=threads)
     vset = wf.ValidationSet.build(series, split, cfg.agents.window)
+    validation = scores_json(vset.evaluate(predictor, cfg.agents.cost))
+    if refit:
+        train = [s for s in series if len(s)]
+        normalizer = fit_normalizer(train, feature_names(features))
+        predictor, stats = fit(agent, train, normalizer, cfg, params, seed, outcomes=outcomes, init=init, threads=threads)
     metadata = {
+        "refit": refit,
         "data": {"train": data_range(train), "validation": split.to_json(), "features": list(normalizer.names)},
         "config": {"agents": cfg.agents.model_dump(mode="json"), "params": params.model_dump()},
         "metrics": {
-            "validation": scores_json(vset.evaluate(predictor, cfg.agents.cost)),
+            "validation": validation,
             "buy_and_hold": scores_json(vset.buy_and_hold(cfg.agents.cost)),
         },
         "train": stats,
         "seed": seed,
-        "parent": init.version if init is not None else None,
+        "parent": parent if parent is not None else (init.version if init is not None else None),
         **dict(extra_metadata or {}),
     }
     version = registry.publish(predictor, metadata) if registry is not None else None
