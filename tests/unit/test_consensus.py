@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -168,3 +170,54 @@ def test_consensus_outputs_are_well_formed(data: tuple) -> None:
     assert np.all(r.action[r.confidence < CFG.threshold] == 0)
     w, _, _ = update_weights(np.ones(a), action, conf, valid, np.array(rets[:g]), CFG)
     assert np.all((w >= CFG.min_weight) & (w <= CFG.max_weight))
+
+
+# --------------------------------------------------------------------------- the actor, in-process
+
+PASS = "consensus tests passphrase"
+AGENTS = ["lstm", "xgb", "tfm"]
+
+
+def outcomes(rows: list[tuple[str, str, int, float]]) -> pa.Table:
+    return pa.table({
+        "symbol": [r[0] for r in rows],
+        "ts": pa.array(pd.to_datetime([r[1] for r in rows], utc=True)),
+        "action": pa.array([r[2] for r in rows], pa.int8()),
+        "realized_return": [r[3] for r in rows],
+    })
+
+
+def test_consensus_actor_decides_learns_and_restarts(tmp_path: Path) -> None:
+    from actors.consensus import ConsensusActor
+    from tinywindow.config import Config, CryptoConfig
+    from tinywindow.crypto.keystore import KeyStore
+
+    KeyStore.init(tmp_path / "keys", PASS, scrypt_log2_n=10)
+    cfg = Config(data_dir=str(tmp_path), crypto=CryptoConfig(journal_fsync=False),
+                 consensus=ConsensusConfig(threshold=0.5, quorum=2, max_disagreement=0.5, checkpoint_every=3,
+                                           learning_rate=1.0))
+    a = ConsensusActor(cfg, AGENTS, passphrase=PASS)
+    days = [f"2024-01-0{d}T21:00:00Z" for d in range(2, 8)]
+    decided = []
+    for d in days:  # lstm is always right (up days), tfm always wrong, xgb says hold
+        a.submit_votes(votes_table([("AAA", d, "lstm", 1, 0.8), ("AAA", d, "xgb", 0, 0.6), ("AAA", d, "tfm", -1, 0.8)]))
+        decided.append(a.decide(d))
+    assert [t.column("action")[0].as_py() for t in decided] == [0] * 6  # a tie: hold
+    assert a.decide(days[-1]).equals(decided[-1])  # asked again: the same decision
+    w = a.learn(outcomes([("AAA", d, 0, 0.01) for d in days]))
+    assert w["lstm"] > 1.0 > w["tfm"] and w["xgb"] == 1.0
+    assert a.learn(outcomes([("AAA", d, 0, 0.01) for d in days])) == w  # learned once only
+    stats = a.agent_stats()
+    assert stats["lstm"]["hits"] == 6 and stats["tfm"]["hit_rate"] == 0.0
+    a.close()
+
+    b = ConsensusActor(cfg, AGENTS, passphrase=PASS)
+    assert b.recovery()["checkpoint_seq"] >= 0 and b.weights() == w
+    assert b.decide(days[-1]).equals(decided[-1])
+    d8 = "2024-01-08T21:00:00Z"
+    signals = b.on_votes(votes_table([("AAA", d8, "lstm", 1, 0.8), ("AAA", d8, "xgb", 0, 0.6), ("AAA", d8, "tfm", -1, 0.8)]))
+    row = signals.to_pylist()[0]
+    assert row["action"] == 1 and "lstm +1@0.80" in row["reason"]  # the learned weights broke the tie
+    b.close()
+    with pytest.raises(ValueError, match="agents"):
+        ConsensusActor(cfg, ["other"], passphrase=PASS)

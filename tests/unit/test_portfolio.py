@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -10,6 +11,14 @@ from hypothesis import strategies as st
 from tinywindow.broker import BarPrices, Commission, Fill, Order, PaperBroker, Slippage, to_decimal
 from tinywindow.errors import DataError
 from tinywindow.portfolio import Portfolio, Position, order_id, position_after_fill
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pyarrow as pa
+
+    from actors.portfolio import PortfolioActor
+    from tinywindow.config import Config
 
 D = Decimal
 
@@ -162,3 +171,152 @@ def test_cash_plus_positions_is_conserved_across_fills_less_fees(seq: list[tuple
     assert abs(p.equity() - D("100000") - (realized_plus_unrealized - p.fees)) < tiny
     open_fees = sum((pos.entry_fees for pos in p.positions.values()), D(0))
     assert abs(sum(p.trade_pnls, D(0)) - (p.realized_pnl - (p.fees - open_fees))) < tiny
+
+
+# --------------------------------------------------------------------------- the actor, in-process
+
+PASS = "portfolio tests passphrase"
+
+
+def actor_cfg(tmp: Path, **risk: object) -> Config:
+    from tinywindow.config import Config, CryptoConfig, PortfolioConfig, RiskConfig
+
+    base = dict(max_position=0.5, max_gross=2.0, max_net=2.0, collar=0.2, confidence_floor=0.5,
+                max_weight=0.5, target_vol=0.5, vol_model="ewma", min_vol_obs=2)
+    base.update(risk)
+    return Config(
+        data_dir=str(tmp),
+        crypto=CryptoConfig(journal_fsync=False),
+        risk=RiskConfig(**base),  # type: ignore[arg-type]
+        portfolio=PortfolioConfig(initial_cash_usd=1_000_000, commission_bps=5, slippage_bps=5, checkpoint_every=25),
+    )
+
+
+def bars_table(ts_day: int, prices: dict[str, tuple[float, float]]) -> pa.Table:
+    import pandas as pd
+    import pyarrow as pa
+
+    ts = pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(days=ts_day)
+    syms = sorted(prices)
+    return pa.table({
+        "symbol": syms, "ts": pa.array([ts] * len(syms), pa.timestamp("ns", tz="UTC")),
+        "open": [prices[s][0] for s in syms], "high": [max(prices[s]) * 1.01 for s in syms],
+        "low": [min(prices[s]) * 0.99 for s in syms], "close": [prices[s][1] for s in syms],
+        "volume": [1e6] * len(syms),
+    })
+
+
+def signals_table(ts_day: int, actions: dict[str, int], conf: float = 0.9) -> pa.Table:
+    import pandas as pd
+    import pyarrow as pa
+
+    ts = pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(days=ts_day)
+    syms = sorted(actions)
+    return pa.table({
+        "symbol": syms, "ts": pa.array([ts] * len(syms), pa.timestamp("ns", tz="UTC")),
+        "action": pa.array([actions[s] for s in syms], pa.int8()),
+        "confidence": pa.array([conf] * len(syms), pa.float32()),
+        "agreement": pa.array([1.0] * len(syms), pa.float32()),
+        "votes": pa.array([3] * len(syms), pa.int16()), "reason": ["test"] * len(syms),
+    })
+
+
+def market(day: int) -> dict[str, tuple[float, float]]:
+    rng = np.random.default_rng(day)
+    a = 100 * float(np.exp(0.01 * day + rng.normal(0, 0.01)))
+    b = 50 * float(np.exp(-0.005 * day + rng.normal(0, 0.02)))
+    return {"AAA": (a * 0.999, a), "BBB": (b * 1.001, b)}
+
+
+def drive(actor: PortfolioActor, days: range) -> list[pa.Table]:
+    orders = []
+    for d in days:
+        orders.append(actor.apply_signals(signals_table(d, {"AAA": 1 if d % 7 < 4 else -1, "BBB": -1}), bars_table(d, market(d))))
+    return orders
+
+
+def test_portfolio_actor_restarts_through_checkpoint_and_journal(tmp_path: Path) -> None:
+    from actors.portfolio import PortfolioActor
+    from tinywindow.crypto.keystore import KeyStore
+
+    KeyStore.init(tmp_path / "keys", PASS, scrypt_log2_n=10)
+    cfg = actor_cfg(tmp_path)
+    ref_cfg = actor_cfg(tmp_path / "ref")
+    KeyStore.init(tmp_path / "ref" / "keys", PASS, scrypt_log2_n=10)
+
+    ref = PortfolioActor(ref_cfg, passphrase=PASS)  # never crashes
+    drive(ref, range(0, 40))
+
+    a = PortfolioActor(cfg, passphrase=PASS)
+    first = drive(a, range(0, 20))
+    assert sum(t.num_rows for t in first) > 5
+    before = a.snapshot()
+    a.close()  # "crash": the object is gone, only journal + checkpoint remain
+
+    b = PortfolioActor(cfg, passphrase=PASS)
+    rec = b.recovery()
+    assert rec["checkpoint_seq"] >= 0 and rec["replayed"] > 0  # both halves of the start-up path
+    assert b.snapshot() == before
+    again = drive(b, range(15, 20))  # the same signals re-delivered: nothing trades twice
+    assert all(t.num_rows == 0 for t in again)
+    assert b.snapshot() == before
+    drive(b, range(20, 40))
+    assert b.snapshot() == ref.snapshot()
+    assert b.verify_journal()["ok"]
+    out, nxt = b.outcomes_since(0)
+    assert out.num_rows == nxt and nxt >= 39 * 2 - 2
+    assert set(out.column_names) == {"symbol", "ts", "action", "realized_return"}
+    later, _ = b.outcomes_since(nxt - 2)
+    assert later.num_rows == 2
+    b.close()
+    ref.close()
+
+
+def test_portfolio_actor_refuses_a_tampered_or_rolled_back_journal(tmp_path: Path) -> None:
+    import shutil
+
+    from actors.portfolio import PortfolioActor
+    from tinywindow.crypto.keystore import KeyStore
+    from tinywindow.durable import journal_path
+    from tinywindow.errors import IntegrityError
+
+    KeyStore.init(tmp_path / "keys", PASS, scrypt_log2_n=10)
+    cfg = actor_cfg(tmp_path)
+    a = PortfolioActor(cfg, passphrase=PASS)
+    drive(a, range(0, 3))
+    path = journal_path(cfg, "portfolio")
+    old = tmp_path / "old.journal"
+    shutil.copy(path, old)
+    shutil.copy(str(path) + ".head", str(old) + ".head")
+    drive(a, range(3, 12))
+    a.checkpoint()
+    a.close()
+
+    shutil.copy(old, path)  # roll the journal back behind the checkpoint
+    shutil.copy(str(old) + ".head", str(path) + ".head")
+    with pytest.raises(IntegrityError, match="rolled back"):
+        PortfolioActor(cfg, passphrase=PASS)
+
+    data = bytearray(old.read_bytes())
+    data[len(data) // 2] ^= 0x01  # flip one bit inside a committed record
+    path.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError):
+        PortfolioActor(cfg, passphrase=PASS)
+
+
+def test_portfolio_actor_halt_cancels_and_denies(tmp_path: Path) -> None:
+    from actors.portfolio import PortfolioActor
+    from tinywindow.crypto.keystore import KeyStore
+
+    KeyStore.init(tmp_path / "keys", PASS, scrypt_log2_n=10)
+    a = PortfolioActor(actor_cfg(tmp_path), passphrase=PASS, clock=lambda: 5)
+    drive(a, range(0, 5))
+    assert a.snapshot()["open_orders"]
+    assert a.halt("test") == "HALTED"
+    assert a.snapshot()["open_orders"] == []
+    assert all(t.num_rows == 0 for t in drive(a, range(5, 9)))
+    reasons = {e["reason"] for e in a.risk_events()}
+    assert {"HALTED", "STATE_CHANGE"} <= reasons
+    assert a.resume() == "ACTIVE"
+    assert sum(t.num_rows for t in drive(a, range(9, 12))) > 0
+    a.close()

@@ -1,0 +1,110 @@
+"""``ConsensusActor``: the agents' votes in, one SIGNALS table per decision time out.
+
+* ``submit_votes(votes)``: a VOTES batch from any agent (validated where it enters).
+* ``decide(ts)``: SIGNALS at ``ts`` (ns or anything pandas reads as a UTC time) from each
+  agent's latest vote; missing or stale agents are left out (N-1 decide), every row says
+  why it decided what it did.  Asking again for the same ``ts`` returns the same decision.
+* ``on_votes(votes)``: ``submit_votes`` then ``decide`` at the batch's latest ``ts``.
+* ``learn(outcomes)``: OUTCOMES (from ``PortfolioActor.outcomes_since``) score each agent's
+  votes; the adaptive weights move; an outcome seen before is ignored.
+* ``weights()``, ``agent_stats()``, ``checkpoint()``, ``recovery()``.
+
+Votes, decisions and weight updates are journaled (signed) and checkpointed;
+``__init__`` is the only recovery path (checkpoint + journal replay).  A plain class;
+``remote_consensus`` applies ``ray.remote`` at the edge.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tinywindow.config import Config, build
+from tinywindow.consensus_book import ConsensusBook
+from tinywindow.crypto.keystore import KeyStore
+from tinywindow.durable import DurableState
+from tinywindow.log import get_logger
+from tinywindow.schema import VOTES, validate
+
+
+def _ns(ts: Any) -> int:
+    if isinstance(ts, int):
+        return ts
+    t = pd.Timestamp(ts)
+    return int((t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")).value)
+
+
+class ConsensusActor:
+    def __init__(
+        self,
+        cfg: Config | dict[str, Any],
+        agents: Sequence[str],
+        name: str = "consensus",
+        *,
+        passphrase: str | None = None,
+        keystore: KeyStore | None = None,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        from tinywindow.crypto import open_keystore
+
+        self.cfg = cfg if isinstance(cfg, Config) else build(cfg)
+        self.name = name
+        self.log = get_logger(f"consensus.{name}")
+        keys = keystore if keystore is not None else open_keystore(self.cfg, passphrase)
+        self.book = ConsensusBook(self.cfg.consensus, agents)
+        self.durable = DurableState.open(self.cfg, name, self.book, keys, self.cfg.consensus.checkpoint_every, clock)
+        self._recovery = self.durable.start()
+        self.book.on_commit = self.durable.commit
+
+    def submit_votes(self, votes: pa.Table) -> int:
+        return self.book.submit_votes(votes)
+
+    def decide(self, ts: Any) -> pa.Table:
+        return self.book.decide(_ns(ts))
+
+    def on_votes(self, votes: pa.Table) -> pa.Table:
+        """Submit a batch and decide at its latest timestamp."""
+        t = validate(votes, VOTES, source=f"{self.name}.on_votes")
+        self.book.submit_votes(t)
+        if t.num_rows == 0:
+            return self.book.signals_at(0, [])
+        return self.book.decide(int(pc.max(t.column("ts").cast(pa.int64())).as_py()))
+
+    def learn(self, outcomes: pa.Table) -> dict[str, float]:
+        return self.book.learn(outcomes)
+
+    def weights(self) -> dict[str, float]:
+        return dict(self.book.weights)
+
+    def agent_stats(self) -> dict[str, dict[str, float]]:
+        """Per agent: weight, scored votes, hits and hit rate."""
+        out = {}
+        for a in self.book.agents:
+            s = self.book.stats[a]
+            out[a] = {"weight": self.book.weights[a], "scored": s["scored"], "hits": s["hits"],
+                      "hit_rate": s["hits"] / s["scored"] if s["scored"] else float("nan")}
+        return out
+
+    def checkpoint(self) -> int:
+        return self.durable.checkpoint()
+
+    def recovery(self) -> dict[str, int]:
+        r = self._recovery
+        return {"checkpoint_seq": r.checkpoint_seq, "replayed": r.replayed, "journal_seq": r.journal_seq}
+
+    def close(self) -> None:
+        self.durable.close()
+
+
+def remote_consensus(num_cpus: float = 0.05, **options: Any) -> Any:
+    """``ConsensusActor`` as a Ray actor class: small CPU, restarted on a crash, calls retried
+    (idempotent: decisions are recorded per timestamp, outcomes learned once)."""
+    import ray
+
+    opts = {"num_cpus": num_cpus, "max_restarts": -1, "max_task_retries": 3, **options}
+    return ray.remote(ConsensusActor).options(**opts)

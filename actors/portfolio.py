@@ -1,0 +1,133 @@
+"""``PortfolioActor``: risk, broker, journal and checkpoints around one ``TradingEngine``.
+
+* ``on_bars(bars)``: market data (BARS).  Open orders fill at these bars' opens through the
+  broker (PaperBroker unless another ``Broker`` is given), the book is marked at the
+  closes, the drawdown moves the trading state; returns the FILLS.
+* ``apply_signals(signals, bars=None)``: SIGNALS -> risk-checked ORDERS.  ``bars`` are the
+  reference prices; any newer than what the actor has seen are processed as ``on_bars``
+  first, so earlier orders fill before new decisions are made.  A signal for a (symbol, ts)
+  already decided is ignored: order ids are pure functions of the signal, and a replayed
+  signal cannot trade twice.
+* ``outcomes_since(seq)``: realized outcomes (OUTCOMES) with ``seq`` >= the given one, and the
+  next seq to ask for: the learning flow back to the consensus and the agents.
+* ``halt()``, ``resume()``, ``snapshot()``, ``risk_events(since)``, ``checkpoint()``,
+  ``recovery()``, ``verify_journal()``.
+
+Every event (order, fill, expiry, risk denial, state change, mark, outcome) is journaled,
+signed, before the call returns and before an order reaches the broker; the state is
+checkpointed every ``portfolio.checkpoint_every`` records.  ``__init__`` is the only
+recovery path: checkpoint + journal replay, then open orders go back to the broker
+(idempotent by order id).  A plain class; ``remote_portfolio`` applies ``ray.remote``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+
+from tinywindow.broker import Broker, dec_str
+from tinywindow.config import Config, build
+from tinywindow.crypto.keystore import KeyStore
+from tinywindow.durable import DurableState, Recovery
+from tinywindow.log import get_logger
+from tinywindow.trading import TradingEngine
+from tinywindow.trading_io import bar_rows, fills_table, orders_table, outcomes_table, signal_rows
+
+
+class PortfolioActor:
+    def __init__(
+        self,
+        cfg: Config | dict[str, Any],
+        name: str = "portfolio",
+        *,
+        passphrase: str | None = None,
+        keystore: KeyStore | None = None,
+        broker: Broker | None = None,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        from tinywindow.crypto import open_keystore
+
+        self.cfg = cfg if isinstance(cfg, Config) else build(cfg)
+        self.name = name
+        self.clock = clock
+        self.log = get_logger(f"portfolio.{name}")
+        keys = keystore if keystore is not None else open_keystore(self.cfg, passphrase)
+        self.engine = TradingEngine(self.cfg.risk, self.cfg.portfolio, broker)
+        self.durable = DurableState.open(self.cfg, name, self.engine, keys, self.cfg.portfolio.checkpoint_every, clock)
+        self._recovery = self.durable.start()
+        self.engine.on_commit = self.durable.commit
+        self.engine.resubmit_open_orders()
+
+    # ------------------------------------------------------------------ flows
+    def on_bars(self, bars: pa.Table) -> pa.Table:
+        """Fill open orders at these bars' opens, mark at their closes; returns FILLS."""
+        return fills_table(self.engine.on_bars(bar_rows(bars, f"{self.name}.on_bars")))
+
+    def apply_signals(self, signals: pa.Table, bars: pa.Table | None = None) -> pa.Table:
+        """Risk-checked ORDERS for new signals (``bars``: reference prices, see module doc)."""
+        rows = signal_rows(signals, f"{self.name}.apply_signals")  # validate before any effect
+        if bars is not None:
+            self.on_bars(bars)
+        return orders_table(self.engine.apply_signals(rows))
+
+    def outcomes_since(self, seq: int = 0) -> tuple[pa.Table, int]:
+        """OUTCOMES with seq >= ``seq`` (still in memory) and the next seq to ask for."""
+        got = self.engine.outcomes_since(seq)
+        return outcomes_table(got), self.engine.outcome_seq
+
+    # ------------------------------------------------------------------ operator
+    def halt(self, reason: str = "operator halt") -> str:
+        self.engine.halt(self.clock(), reason)
+        return self.engine.state.value
+
+    def resume(self, reason: str = "operator resume") -> str:
+        self.engine.resume(self.clock(), reason)
+        return self.engine.state.value
+
+    def checkpoint(self) -> int:
+        return self.durable.checkpoint()
+
+    # ------------------------------------------------------------------ views
+    def snapshot(self) -> dict[str, Any]:
+        """Cash, equity, positions (qty, average price), P&L, state: strings are exact."""
+        p = self.engine.portfolio
+        return {
+            "state": self.engine.state.value,
+            "cash": dec_str(p.cash),
+            "equity": dec_str(p.equity()),
+            "realized_pnl": dec_str(p.realized_pnl),
+            "unrealized_pnl": dec_str(p.unrealized_pnl()),
+            "fees": dec_str(p.fees),
+            "positions": {s: {"qty": dec_str(pos.qty), "avg_price": dec_str(pos.avg_price)}
+                          for s, pos in sorted(p.positions.items())},
+            "open_orders": sorted(self.engine.open_orders),
+            "closed_trades": len(p.trade_pnls),
+            "peak_equity": dec_str(self.engine.peak),
+        }
+
+    def risk_events(self, since: int = 0) -> list[dict[str, Any]]:
+        return [e.to_dict() for e in list(self.engine.risk_events)[since:]]
+
+    def recovery(self) -> dict[str, int]:
+        r: Recovery = self._recovery
+        return {"checkpoint_seq": r.checkpoint_seq, "replayed": r.replayed, "journal_seq": r.journal_seq}
+
+    def verify_journal(self) -> dict[str, Any]:
+        report = self.durable.journal.verify()
+        return {"ok": bool(report.ok), "report": report.describe()}
+
+    def close(self) -> None:
+        """Release the journal (in-process use; a dead actor's lock goes with its process)."""
+        self.durable.close()
+
+
+def remote_portfolio(num_cpus: float = 0.05, **options: Any) -> Any:
+    """``PortfolioActor`` as a Ray actor class: small CPU, restarted on a crash, calls retried
+    (they are idempotent: the recovery path replays the journal, signals de-duplicate)."""
+    import ray
+
+    opts = {"num_cpus": num_cpus, "max_restarts": -1, "max_task_retries": 3, **options}
+    return ray.remote(PortfolioActor).options(**opts)

@@ -1,0 +1,163 @@
+"""ConsensusActor and PortfolioActor on the shared local cluster: the prediction -> trading ->
+learning loop, and crashes in the middle of it that restart through checkpoint + journal."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+import ray
+
+from actors.consensus import ConsensusActor, remote_consensus
+from actors.portfolio import PortfolioActor, remote_portfolio
+from tinywindow.config import Config, ConsensusConfig, CryptoConfig, PortfolioConfig, RiskConfig
+from tinywindow.crypto.keystore import KeyStore
+from tinywindow.data.synthetic import generate
+
+pytestmark = pytest.mark.usefixtures("ray_cluster")
+
+PASSPHRASE = "passphrase for the layer 3 ray tests"
+AGENTS = ["oracle", "noise", "contrarian"]
+N_BARS, CRASH_AT = 50, 25
+
+
+def make_cfg(root: Path) -> Config:
+    KeyStore.init(root / "keys", PASSPHRASE, scrypt_log2_n=10)
+    return Config(
+        data_dir=str(root),
+        crypto=CryptoConfig(journal_fsync=False),
+        consensus=ConsensusConfig(threshold=0.4, quorum=2, max_disagreement=0.5, learning_rate=0.5,
+                                  checkpoint_every=10_000),
+        risk=RiskConfig(max_position=0.3, max_gross=1.0, max_net=1.0, collar=0.1, confidence_floor=0.3,
+                        max_weight=0.3, target_vol=0.5, vol_model="ewma", min_vol_obs=5),
+        portfolio=PortfolioConfig(initial_cash_usd=1_000_000, commission_bps=5, slippage_bps=5, checkpoint_every=10_000),
+    )
+
+
+def market() -> tuple[pa.Table, list[int]]:
+    bars = generate(3, N_BARS + 1, seed=4)
+    times = sorted(set(bars.column("ts").cast(pa.int64()).to_pylist()))
+    return bars, times
+
+
+def bars_at(bars: pa.Table, ts: int) -> pa.Table:
+    return bars.filter(pc.equal(bars.column("ts").cast(pa.int64()), ts))
+
+
+def votes_at(bars: pa.Table, times: list[int], i: int) -> pa.Table:
+    """The oracle knows the next close, noise is a seeded coin, the contrarian is always wrong."""
+    now, nxt = bars_at(bars, times[i]), bars_at(bars, times[i + 1])
+    symbols = now.column("symbol").cast(pa.string()).to_pylist()
+    up = np.sign(nxt.column("close").to_numpy() / now.column("close").to_numpy() - 1).astype(int)
+    rng = np.random.default_rng(i)
+    rows: dict[str, list[Any]] = {k: [] for k in ("symbol", "agent", "action", "confidence")}
+    for j, s in enumerate(symbols):
+        for agent, action, conf in (("oracle", up[j], 0.8), ("noise", rng.choice([-1, 1]), 0.6),
+                                    ("contrarian", -up[j], 0.7)):
+            rows["symbol"].append(s)
+            rows["agent"].append(agent)
+            rows["action"].append(int(action))
+            rows["confidence"].append(conf)
+    n = len(rows["symbol"])
+    return pa.table({
+        "symbol": rows["symbol"], "ts": pa.array([times[i]] * n, pa.int64()).cast(pa.timestamp("ns", tz="UTC")),
+        "agent": rows["agent"], "model_version": ["v1"] * n,
+        "action": pa.array(rows["action"], pa.int8()), "confidence": pa.array(rows["confidence"], pa.float32()),
+    })
+
+
+class Local:
+    """The same calls as an actor handle, in-process (the reference run never crashes)."""
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def call(self, method: str, *args: Any) -> Any:
+        return getattr(self.obj, method)(*args)
+
+
+class Remote:
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    def call(self, method: str, *args: Any) -> Any:
+        return ray.get(getattr(self.handle, method).remote(*args), timeout=60)
+
+
+def step(consensus: Any, portfolio: Any, bars: pa.Table, times: list[int], i: int, seq: int) -> tuple[pa.Table, int]:
+    """One bar of the loop: votes -> consensus -> signals -> portfolio -> outcomes -> learning."""
+    signals = consensus.call("on_votes", votes_at(bars, times, i))
+    orders = portfolio.call("apply_signals", signals, bars_at(bars, times[i]))
+    outcomes, nxt = portfolio.call("outcomes_since", seq)
+    if outcomes.num_rows:
+        consensus.call("learn", outcomes)
+    return orders, nxt
+
+
+def wait_back(handle: Any, deadline_s: float = 45.0) -> dict[str, int]:
+    """Poll the restarted actor until it answers (with a deadline, never a blind sleep)."""
+    end = time.monotonic() + deadline_s
+    while True:
+        try:
+            return ray.get(handle.recovery.remote(), timeout=5)
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.2)
+
+
+def test_learning_loop_survives_crashes_without_double_trading(tmp_path: Path) -> None:
+    bars, times = market()
+    env = {"runtime_env": {"env_vars": {"TW_PASSPHRASE": PASSPHRASE}}}
+
+    # reference: the same loop with plain classes in this process, no crash
+    ref_cfg = make_cfg(tmp_path / "ref")
+    ref_c = Local(ConsensusActor(ref_cfg, AGENTS, passphrase=PASSPHRASE))
+    ref_p = Local(PortfolioActor(ref_cfg, passphrase=PASSPHRASE))
+    seq = 0
+    for i in range(N_BARS):
+        _, seq = step(ref_c, ref_p, bars, times, i, seq)
+
+    cfg = make_cfg(tmp_path / "live")
+    c_handle = remote_consensus(max_restarts=3, **env).remote(cfg, AGENTS)
+    p_handle = remote_portfolio(max_restarts=3, **env).remote(cfg)
+    cons, port = Remote(c_handle), Remote(p_handle)
+    seq, n_orders = 0, 0
+    for i in range(CRASH_AT):
+        orders, seq = step(cons, port, bars, times, i, seq)
+        n_orders += orders.num_rows
+        if i == CRASH_AT - 6:  # a checkpoint, then five more bars only in the journal
+            assert port.call("checkpoint") > 0 and cons.call("checkpoint") > 0
+    assert n_orders > 3
+    before = port.call("snapshot")
+    weights_before = cons.call("weights")
+
+    ray.kill(p_handle, no_restart=False)
+    ray.kill(c_handle, no_restart=False)
+    rec_p, rec_c = wait_back(p_handle), wait_back(c_handle)
+    assert rec_p["replayed"] > 0 and rec_c["replayed"] > 0
+    assert rec_p["checkpoint_seq"] >= 0 and rec_c["checkpoint_seq"] >= 0  # both halves of start-up
+    assert port.call("snapshot") == before and cons.call("weights") == weights_before
+
+    # at-least-once delivery: the last bar's signals arrive again after the restart
+    signals = cons.call("decide", times[CRASH_AT - 1])
+    assert port.call("apply_signals", signals, bars_at(bars, times[CRASH_AT - 1])).num_rows == 0
+    assert port.call("snapshot") == before
+
+    for i in range(CRASH_AT, N_BARS):
+        _, seq = step(cons, port, bars, times, i, seq)
+
+    final, expected = port.call("snapshot"), ref_p.call("snapshot")
+    assert final == expected  # same cash, positions, trades: nothing traded twice, nothing lost
+    assert final["closed_trades"] > 0
+    w = cons.call("weights")
+    assert w == ref_c.call("weights")
+    assert w["oracle"] > w["noise"] > w["contrarian"]  # realized outcomes reached the weights
+    assert port.call("verify_journal")["ok"]
+    ref_c.obj.close()
+    ref_p.obj.close()
