@@ -64,13 +64,16 @@ SIGNALS = _contract(
     ],
 )
 
+# Quantities and money in orders and fills are exact decimals (18 places), not floats.
+EXACT = pa.decimal128(38, 18)
+
 _ORDER_FIELDS = [
     pa.field("order_id", pa.string(), nullable=False),
     *FEATURE_KEYS,
     pa.field("side", pa.int8(), nullable=False),  # +1 buy, -1 sell
-    pa.field("qty", pa.float64(), nullable=False),
-    pa.field("price", pa.float64(), nullable=False),
-    pa.field("fee", pa.float64(), nullable=False),
+    pa.field("qty", EXACT, nullable=False),
+    pa.field("price", EXACT, nullable=False),
+    pa.field("fee", EXACT, nullable=False),
     pa.field("reason", pa.string(), nullable=False),
 ]
 ORDERS = _contract("ORDERS", _ORDER_FIELDS)
@@ -122,6 +125,9 @@ def _castable(actual: pa.DataType, expected: pa.DataType) -> bool:
         return pa.types.is_integer(actual)
     if pa.types.is_string(expected):
         return pa.types.is_large_string(actual) or pa.types.is_dictionary(actual)
+    if pa.types.is_decimal(expected):
+        # exact in, exact out (a cast that would lose digits raises); floats are refused
+        return pa.types.is_decimal(actual) or pa.types.is_integer(actual)
     return False
 
 
@@ -254,7 +260,8 @@ def _features_rules(table: pa.Table) -> list[Violation]:
 
 
 def _orders_rules(table: pa.Table) -> list[Violation]:
-    side, qty, price, fee = (_np(table, k) for k in ("side", "qty", "price", "fee"))
+    side = _np(table, "side")
+    qty, price, fee = (np.asarray(_np(table, k), dtype=np.float64) for k in ("qty", "price", "fee"))
     return [
         Violation("side not in {-1, 1}", "side", (side != 1) & (side != -1)),
         Violation("qty is not positive and finite", "qty", ~(np.isfinite(qty) & (qty > 0))),

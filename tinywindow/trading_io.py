@@ -1,17 +1,27 @@
 """Arrow in and out of the trading engine: BARS and SIGNALS rows in, ORDERS, FILLS and
-OUTCOMES tables out.  Every table is validated against its contract where it enters."""
+OUTCOMES tables out.  Every table is validated against its contract where it enters.
+
+Quantities, prices and fees leave as exact decimals (``schema.EXACT``, 18 places): the
+engine's Decimal amounts rounded half-even at the 18th place, never through a float."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import pyarrow as pa
 
-from tinywindow.schema import BARS, FILLS, ORDERS, OUTCOMES, SIGNALS, validate
+from tinywindow.schema import BARS, EXACT, FILLS, ORDERS, OUTCOMES, SIGNALS, validate
 from tinywindow.trading import BarRow, Event, SignalRow
 
 _TS = pa.timestamp("ns", tz="UTC")
+_QUANTUM = Decimal(1).scaleb(-EXACT.scale)
+
+
+def exact(values: Iterable[str | Decimal]) -> pa.Array:
+    """Decimal strings as an EXACT array (rounded half-even to its scale)."""
+    return pa.array([Decimal(v).quantize(_QUANTUM, rounding=ROUND_HALF_EVEN) for v in values], EXACT)
 
 
 def _strings(table: pa.Table, name: str) -> list[str]:
@@ -47,9 +57,9 @@ def _order_like(rows: Sequence[Mapping[str, Any]], schema: pa.Schema, price_key:
             "symbol": pa.array([r["symbol"] for r in rows], pa.string()),
             "ts": pa.array([int(r["ts"]) for r in rows], pa.int64()).cast(_TS),
             "side": pa.array([int(r["side"]) for r in rows], pa.int8()),
-            "qty": pa.array([float(r["qty"]) for r in rows], pa.float64()),
-            "price": pa.array([float(r[price_key]) for r in rows], pa.float64()),
-            "fee": pa.array([float(r["fee"]) if fee else 0.0 for r in rows], pa.float64()),
+            "qty": exact(r["qty"] for r in rows),
+            "price": exact(r[price_key] for r in rows),
+            "fee": exact(r["fee"] if fee else "0" for r in rows),
             "reason": pa.array([str(r["reason"]) for r in rows], pa.string()),
         }
     )

@@ -320,3 +320,25 @@ def test_portfolio_actor_halt_cancels_and_denies(tmp_path: Path) -> None:
     assert a.resume() == "ACTIVE"
     assert sum(t.num_rows for t in drive(a, range(9, 12))) > 0
     a.close()
+
+
+def test_orders_and_fills_cross_the_boundary_as_exact_decimals(tmp_path: Path) -> None:
+    from actors.portfolio import PortfolioActor
+    from tinywindow.crypto.keystore import KeyStore
+    from tinywindow.schema import EXACT, FILLS, ORDERS
+
+    KeyStore.init(tmp_path / "keys", PASS, scrypt_log2_n=10)
+    a = PortfolioActor(actor_cfg(tmp_path), passphrase=PASS)
+    for d in range(4):  # warm up the volatility estimate
+        a.apply_signals(signals_table(d, {"AAA": 0}), bars_table(d, {"AAA": (100.0 + d, 100.1 + d)}))
+    orders = a.apply_signals(signals_table(4, {"AAA": 1}), bars_table(4, {"AAA": (104.0, 104.1)}))
+    fills = a.on_bars(bars_table(5, {"AAA": (104.3, 104.2)}))
+    assert orders.schema.equals(ORDERS, check_metadata=False) and fills.schema.equals(FILLS, check_metadata=False)
+    assert orders.schema.field("price").type == EXACT
+    (o,), (f,) = orders.to_pylist(), fills.to_pylist()
+    assert o["order_id"] == f["order_id"] and o["price"] == D("104.1") and o["qty"] == f["qty"] > 0
+    assert f["price"] == D("104.3") * (1 + D("5") / 10_000)  # 5 bps slippage, exactly
+    assert f["fee"] == (f["qty"] * f["price"] * D("0.0005")).quantize(D("1e-18"))
+    snap = a.snapshot()
+    assert D(snap["cash"]) == D(1_000_000) - f["qty"] * f["price"] - f["fee"]
+    a.close()
