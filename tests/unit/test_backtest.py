@@ -123,3 +123,18 @@ def test_event_engine_equals_vectorised_on_vol_targeted_signals(panel: dict[str,
     assert len(eng.portfolio.trade_pnls) == vec.closed_trades
     no_vol = [e for e in eng.risk_events if e.reason == "NO_VOLATILITY"]
     assert no_vol and all(e.ts <= 11 * DAY for e in no_vol)  # warm-up only
+
+
+def test_cli_backtest_reproduces_the_cross_checked_goog_run(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from tinywindow.cli import main
+
+    argv = ["--set", "portfolio.commission_bps=10", "--set", "portfolio.slippage_bps=0",
+            "--set", "portfolio.initial_cash_usd=100000",
+            "backtest", "sma", "--source", "goog", "--qty", "50", "--fast", "10", "--slow", "20", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    # the final equity and trade count backtesting.py gives for the same run (test_backtest_peers)
+    assert out["final_equity"] == pytest.approx(158561.571, rel=1e-9) and out["trades"] == 93
+    assert -1 < out["max_drawdown"] < 0 and 0 <= out["win_rate"] <= 1
