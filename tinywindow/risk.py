@@ -3,9 +3,11 @@ of it that may go out, plus the events saying why anything was cut.
 
 Denials are events with reason codes, never exceptions.  A rule either *denies* the whole
 order (halted, no usable reference price, price outside the collar) or *clips* it to the
-largest size that keeps every limit (per-order notional, max position per symbol, max
-gross, max net; REDUCING state and the confidence floor allow only the exposure-reducing
-part).  Every limit is evaluated at the reference price with open (unfilled) orders counted
+largest size that keeps every limit (per-order notional, max position per symbol, the
+diversification cap ``max_weight`` per symbol, max gross, max net; REDUCING state and the
+confidence floor allow only the exposure-reducing part).  ``max_position`` is the hard
+limit, ``max_weight`` the diversification target; both are fractions of equity and the
+tighter one binds (the reason code says which).  Every limit is evaluated at the reference price with open (unfilled) orders counted
 as if filled, and follows one rule: an order may never take a metric from inside its limit
 to beyond it, nor push a metric that is already beyond it (prices move) further out.
 
@@ -54,6 +56,7 @@ class Reason(StrEnum):
     NO_VOLATILITY = "NO_VOLATILITY"
     ORDER_NOTIONAL = "ORDER_NOTIONAL"
     MAX_POSITION = "MAX_POSITION"
+    MAX_WEIGHT = "MAX_WEIGHT"
     MAX_GROSS = "MAX_GROSS"
     MAX_NET = "MAX_NET"
     LOT_SIZE = "LOT_SIZE"
@@ -87,6 +90,7 @@ class Limits:
     """The order-time limits of a RiskConfig as Decimals (fractions of equity, USD)."""
 
     max_position: Decimal
+    max_weight: Decimal
     max_gross: Decimal
     max_net: Decimal
     max_order_notional: Decimal
@@ -98,6 +102,7 @@ class Limits:
         check_config(cfg)
         return cls(
             max_position=to_decimal(cfg.max_position),
+            max_weight=to_decimal(cfg.max_weight),
             max_gross=to_decimal(cfg.max_gross),
             max_net=to_decimal(cfg.max_net),
             max_order_notional=to_decimal(cfg.max_order_notional_usd),
@@ -212,6 +217,8 @@ def check_order(
     ]
     pos_bound = max(limits.max_position * e, abs(q0) * ref)
     caps.append((Reason.MAX_POSITION, (pos_bound - side * q0 * ref) / ref, f"max position {limits.max_position}"))
+    weight_bound = max(limits.max_weight * e, abs(q0) * ref)
+    caps.append((Reason.MAX_WEIGHT, (weight_bound - side * q0 * ref) / ref, f"max weight {limits.max_weight}"))
     gross_rest = book.gross - abs(q0) * p0
     gross_bound = max(limits.max_gross * e, gross_rest + abs(q0) * ref)
     caps.append((Reason.MAX_GROSS, (gross_bound - gross_rest - side * q0 * ref) / ref, f"max gross {limits.max_gross}"))

@@ -80,7 +80,8 @@ def test_max_position_per_symbol_clips_to_fraction_of_equity() -> None:
 
 
 def test_gross_and_net_limits() -> None:
-    wide = RiskConfig(max_position=1.0, max_gross=1.0, max_net=0.5, max_order_notional_usd=1e9, collar=0.05)
+    wide = RiskConfig(max_position=1.0, max_weight=1.0, max_gross=1.0, max_net=0.5, max_order_notional_usd=1e9,
+                      collar=0.05)
     lim = Limits.from_config(wide)
 
     def run(qty: int, b: Book) -> tuple[Decimal, list]:
@@ -114,6 +115,14 @@ def test_reducing_state_and_confidence_floor_allow_only_reduction() -> None:
     assert allowed == -100 and ev.reason == Reason.CONFIDENCE_FLOOR.value
     allowed, (ev,) = check(10, b, confidence=0.59)
     assert allowed == 0 and ev.reason == Reason.CONFIDENCE_FLOOR.value
+
+
+def test_diversification_cap_binds_when_tighter_than_max_position() -> None:
+    cfg = RiskConfig(max_position=0.3, max_weight=0.1, max_order_notional_usd=1e9)
+    lim = Limits.from_config(cfg)
+    p = Proposal("A", 1, "oid", D(1500), D("100"))
+    allowed, (ev,) = check_order(p, book(), lim, TradingState.ACTIVE, D(1))
+    assert allowed == 1000 and ev.reason == Reason.MAX_WEIGHT.value
 
 
 def test_lot_rounding_toward_zero() -> None:
@@ -227,7 +236,7 @@ def test_garch_tracker_rolls_forward_and_falls_back_to_ewma() -> None:
 PCFG = PortfolioConfig(initial_cash_usd=1_000_000, commission_bps=5, slippage_bps=5, events_kept=10_000)
 PROP_RISK = RiskConfig(
     max_position=0.3, max_gross=0.5, max_net=0.25, max_order_notional_usd=200_000, collar=0.03,
-    confidence_floor=0.5, max_weight=0.3, target_vol=2.0, reduce_drawdown=0.03, halt_drawdown=0.05,
+    confidence_floor=0.5, max_weight=0.25, target_vol=2.0, reduce_drawdown=0.03, halt_drawdown=0.05,
     resume_drawdown=0.01, vol_model="ewma", min_vol_obs=2,
 )
 SYMS = ["A", "B", "C", "D"]
@@ -275,7 +284,7 @@ def _check_invariants(engine: TradingEngine, events: list, state_before: Trading
         q[sym] += signed
         pos, g, n = metrics(q)
         eps = D("1e-12")
-        assert pos[sym] <= max(lim.max_position, before_pos[sym]) + eps
+        assert pos[sym] <= max(min(lim.max_position, lim.max_weight), before_pos[sym]) + eps
         assert g <= max(lim.max_gross, before_g) + eps
         assert n <= max(lim.max_net, before_n) + eps
 
