@@ -63,6 +63,7 @@ from tinywindow.risk import (
 from tinywindow.volatility import VolTracker
 
 Event = tuple[str, dict[str, Any]]
+NEVER = -(2**63)  # before any timestamp
 CommitHook = Callable[[list[Event]], None]
 
 
@@ -185,7 +186,7 @@ class TradingEngine:
         """Process bars (any order; grouped by timestamp, oldest first); returns the events."""
         by_ts: dict[int, dict[str, BarRow]] = {}
         for row in rows:
-            if row.ts > self.last_bar_ts.get(row.symbol, -1):
+            if row.ts > self.last_bar_ts.get(row.symbol, NEVER):
                 by_ts.setdefault(row.ts, {})[row.symbol] = row
         for ts in sorted(by_ts):
             self._one_bar(ts, by_ts[ts])
@@ -262,7 +263,7 @@ class TradingEngine:
         """Decide on each new (symbol, ts) signal; returns the events (orders among them)."""
         todo: list[tuple[SignalRow, Decimal | None, Decimal]] = []
         for sig in sorted(signals, key=lambda s: (s.ts, s.symbol)):
-            if sig.ts <= self.last_decision_ts.get(sig.symbol, -1):
+            if sig.ts <= self.last_decision_ts.get(sig.symbol, NEVER):
                 continue  # duplicate or out of date: decided already
             ref, _ = self._reference(sig.symbol, sig.ts)
             self._record("decision", {"symbol": sig.symbol, "ts": sig.ts, "action": int(sig.action),
@@ -283,7 +284,7 @@ class TradingEngine:
         """Move each symbol to an explicit target quantity (a strategy that sizes itself)."""
         orders = []
         for symbol in sorted(targets):
-            if ts <= self.last_decision_ts.get(symbol, -1):
+            if ts <= self.last_decision_ts.get(symbol, NEVER):
                 continue
             qty = to_decimal(targets[symbol], name="target")
             ref, _ = self._reference(symbol, ts)
