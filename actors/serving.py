@@ -478,16 +478,22 @@ def apply(config: dict[str, Any], timeout_s: float = 120.0) -> None:
         time.sleep(0.2)
 
 
-def start(
-    cfg: Config, agents: list[str], token_digest: str, versions: dict[str, str | None] | None = None
-) -> dict[str, Any]:
-    """Start Serve (HTTP on ``serving.host``, gRPC on ``serving.grpc_port``) and deploy."""
+def start_proxies(cfg: Config) -> None:
+    """Start Serve's proxies on the configured host and ports (before any app is deployed:
+    Serve keeps the options of its first start)."""
     from ray.serve.config import gRPCOptions
 
     serve.start(
         http_options={"host": cfg.serving.host, "port": cfg.serving.http_port},
         grpc_options=gRPCOptions(port=cfg.serving.grpc_port, grpc_servicer_functions=[GRPC_SERVICER]),
     )
+
+
+def start(
+    cfg: Config, agents: list[str], token_digest: str, versions: dict[str, str | None] | None = None
+) -> dict[str, Any]:
+    """Start Serve (HTTP on ``serving.host``, gRPC on ``serving.grpc_port``) and deploy."""
+    start_proxies(cfg)
     t0 = time.perf_counter()
     config = deploy_config(cfg, agents, token_digest, versions)
     apply(config)
