@@ -9,8 +9,9 @@ sizing is ``tinywindow.risk``'s; the event engine and this simulator are cross-c
 against each other to 1e-9 in the unit tests.
 
 * ``simulate_targets``: target quantities per bar (NaN: no new target).  Without a collar
-  this is loop-free: positions are a forward fill of the targets shifted one bar, cash is a
-  cumulative sum of the fills' cash flows.
+  every order fills, so this is loop-free and sparse: arithmetic only where a target
+  changes, positions and per-symbol cash as runs between fills (``np.repeat``), then one
+  mark-to-market pass over [T, N].
 * ``simulate_weights``: target weights of equity (sized at each decision's close, in lots).
   Sizing depends on equity, so it loops over bars, vectorised over symbols.
 
@@ -80,20 +81,10 @@ def _check_panel(open_: np.ndarray, close: np.ndarray) -> None:
     if open_.shape != close.shape or open_.ndim != 2:
         raise DataError(f"open and close must be [T, N] of one shape, got {open_.shape} and {close.shape}")
     for name, x in (("open", open_), ("close", close)):
-        bad = ~(np.isfinite(x) & (x > 0))
-        if bad.any():
-            t, n = np.argwhere(bad)[0]
-            raise DataError(f"{name} price not positive and finite at bar {t}, symbol {n}", row=int(t), column=name)
-
-
-def forward_fill(x: np.ndarray, initial: float = 0.0) -> np.ndarray:
-    """Carry the last finite value of each column down over NaNs (``initial`` before any)."""
-    t_len = x.shape[0]
-    ok = np.isfinite(x)
-    idx = np.where(ok, np.arange(t_len)[:, None], -1)
-    np.maximum.accumulate(idx, axis=0, out=idx)
-    out = np.take_along_axis(x, np.maximum(idx, 0), axis=0)
-    return np.where(idx >= 0, out, initial)
+        if x.size and bool(np.all(x > 0)) and np.isfinite(x.max()):  # NaN fails x > 0
+            continue
+        t, n = np.argwhere(~(np.isfinite(x) & (x > 0)))[0]
+        raise DataError(f"{name} price not positive and finite at bar {t}, symbol {n}", row=int(t), column=name)
 
 
 def simulate_targets(
@@ -113,19 +104,52 @@ def simulate_targets(
     if collar is not None:
         return _simulate_loop(open_, close, np.asarray(target_qty, np.float64), None, initial_cash,
                               commission, slippage, collar, lot=1.0)
-    desired = forward_fill(np.asarray(target_qty, np.float64))
-    held = np.zeros_like(desired)
-    held[1:] = desired[:-1]
-    dq = np.diff(held, axis=0, prepend=0.0)
-    side = np.sign(dq)
-    price = np.where(dq != 0, slippage.price_array(side, open_), np.nan)
-    fee = commission.fee_array(dq, np.nan_to_num(price))
-    flow = -(dq * np.nan_to_num(price)) - fee
-    col_pnl = np.cumsum(flow, axis=0) + held * close
+    return _simulate_sparse(open_, close, np.asarray(target_qty, np.float64), initial_cash, commission, slippage)
+
+
+def _steps(t_len: int, n: int, sym: np.ndarray, start: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """[T, N]: 0 until each symbol's first step, then ``values[k]`` from bar ``start[k]`` on.
+
+    Steps are sorted by symbol, then time; built as runs (``np.repeat``), not a T x N loop.
+    """
+    pos = np.concatenate([np.arange(n) * t_len, sym * t_len + start])
+    val = np.concatenate([np.zeros(n), values])
+    order = np.argsort(pos, kind="stable")
+    pos, val = pos[order], val[order]
+    flat = np.repeat(val, np.diff(np.append(pos, n * t_len)))
+    return flat.reshape(n, t_len).T
+
+
+def _simulate_sparse(
+    open_: np.ndarray, close: np.ndarray, target: np.ndarray, initial_cash: float,
+    commission: Commission, slippage: Slippage,
+) -> SimResult:
+    """Targets without a collar: every order fills, so only the bars where a target changes
+    need arithmetic; positions and cash are runs between those fills."""
+    t_len, n = close.shape
+    sym, t = np.nonzero(np.isfinite(target[:-1]).T)  # decisions that can fill, symbol-major
+    vals = target[t, sym]
+    prev = np.concatenate([[0.0], vals[:-1]])
+    first = np.concatenate([[True], sym[1:] != sym[:-1]])
+    prev[first] = 0.0
+    dq = vals - prev
+    keep = dq != 0
+    sym, fill_t, vals, dq = sym[keep], t[keep] + 1, vals[keep], dq[keep]
+    price = slippage.price_array(np.sign(dq), open_[fill_t, sym])
+    fee = commission.fee_array(dq, price)
+    flow = -(dq * price) - fee
+    csum = np.cumsum(flow)
+    starts = np.flatnonzero(np.concatenate([[True], sym[1:] != sym[:-1]])) if sym.size else np.zeros(0, int)
+    base = np.repeat((csum - flow)[starts], np.diff(np.append(starts, sym.size)))
+    held = _steps(t_len, n, sym, fill_t, vals)
+    value = held * close
+    col_pnl = _steps(t_len, n, sym, fill_t, csum - base) + value
     equity = initial_cash + col_pnl.sum(axis=1)
-    cash = initial_cash + np.cumsum(flow.sum(axis=1))
-    gross = np.abs(held * close).sum(axis=1)
-    return SimResult(equity, cash, held, dq, price, fee, col_pnl, gross, initial_cash, 0)
+    cash = initial_cash + np.cumsum(np.bincount(fill_t, weights=flow, minlength=t_len))
+    fill_qty, fill_price, fees = np.zeros((t_len, n)), np.full((t_len, n), np.nan), np.zeros((t_len, n))
+    fill_qty[fill_t, sym], fill_price[fill_t, sym], fees[fill_t, sym] = dq, price, fee
+    gross = np.abs(value).sum(axis=1)
+    return SimResult(equity, cash, held, fill_qty, fill_price, fees, col_pnl, gross, initial_cash, 0)
 
 
 def simulate_weights(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tinywindow.backtest import (
-    forward_fill,
     simulate_targets,
     simulate_weights,
     sma_crossover_actions,
@@ -32,11 +33,6 @@ LOOSE = dict(
 @pytest.fixture(scope="module")
 def panel() -> dict[str, np.ndarray]:
     return generate_panel(4, 400, seed=3)
-
-
-def test_forward_fill() -> None:
-    x = np.array([[np.nan, 1.0], [2.0, np.nan], [np.nan, np.nan], [3.0, 4.0]])
-    np.testing.assert_array_equal(forward_fill(x), [[0, 1], [2, 1], [2, 1], [3, 4]])
 
 
 def test_bad_prices_are_rejected_with_their_place() -> None:
@@ -138,3 +134,29 @@ def test_cli_backtest_reproduces_the_cross_checked_goog_run(capsys: pytest.Captu
     # the final equity and trade count backtesting.py gives for the same run (test_backtest_peers)
     assert out["final_equity"] == pytest.approx(158561.571, rel=1e-9) and out["trades"] == 93
     assert -1 < out["max_drawdown"] < 0 and 0 <= out["win_rate"] <= 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(2, 40).flatmap(lambda t: st.integers(1, 4).flatmap(lambda n: st.tuples(
+        st.lists(st.one_of(st.none(), st.integers(-5, 5)), min_size=t * n, max_size=t * n),
+        st.lists(st.floats(0.5, 2.0), min_size=t * n, max_size=t * n),
+        st.just((t, n)),
+    ))),
+    st.floats(0, 50), st.floats(0, 30),
+)
+def test_sparse_path_equals_the_loop_on_any_targets(data: tuple, fee_bps: float, slip_bps: float) -> None:
+    raw, moves, (t, n) = data
+    tgt = np.array([np.nan if v is None else float(v) for v in raw]).reshape(t, n)
+    close = 100 * np.cumprod(np.array(moves).reshape(t, n), axis=0)
+    open_ = close * 0.99
+    kw = dict(initial_cash=1e5, commission=Commission.from_bps(fee_bps, minimum=0.1), slippage=Slippage(slip_bps))
+    fast = simulate_targets(open_, close, tgt, **kw)  # type: ignore[arg-type]
+    loop = simulate_targets(open_, close, tgt, collar=1e9, **kw)  # type: ignore[arg-type]
+    np.testing.assert_allclose(fast.equity, loop.equity, rtol=1e-12)
+    np.testing.assert_allclose(fast.cash, loop.cash, rtol=1e-12)
+    np.testing.assert_array_equal(fast.position, loop.position)
+    np.testing.assert_array_equal(fast.fill_qty, loop.fill_qty)
+    np.testing.assert_allclose(fast.column_pnl, loop.column_pnl, rtol=1e-9, atol=1e-7)
+    np.testing.assert_allclose(fast.gross, loop.gross, rtol=1e-12)
+    assert fast.closed_trades == loop.closed_trades
