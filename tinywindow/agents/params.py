@@ -34,7 +34,9 @@ class PPOParams(_Params):
     layers: int = Field(default=1, ge=1, le=4)
     heads: int = Field(default=4, ge=1, le=16)  # Transformer only
     lr: float = Field(default=3e-4, gt=0, le=0.1)
-    gamma: float = Field(default=0.9, gt=0, le=1.0)
+    # An exposure moves only today's reward (and tomorrow's cost): a short horizon keeps the
+    # noise of later, unrelated returns out of the advantages.
+    gamma: float = Field(default=0.5, ge=0, le=1.0)
     lambda_: float = Field(default=0.95, ge=0, le=1.0)
     entropy_coeff: float = Field(default=0.01, ge=0)
     clip_param: float = Field(default=0.2, gt=0)

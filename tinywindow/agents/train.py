@@ -39,8 +39,8 @@ DEMO_FIRST_TRAIN_END = "2011-01-01"
 
 # Overrides per agent; "iterations"/"rounds" are the training budget.
 DEMO_BUDGET: dict[str, dict[str, Any]] = {
-    "lstm": {"iterations": 12, "train_batch": 2048},
-    "transformer": {"iterations": 8, "train_batch": 2048},
+    "lstm": {"iterations": 16, "train_batch": 2048},
+    "transformer": {"iterations": 10, "train_batch": 2048},
     "xgboost": {"rounds": 200},
 }
 TEST_BUDGET: dict[str, dict[str, Any]] = {
@@ -238,7 +238,7 @@ def train_demo(
     budget: Mapping[str, Mapping[str, Any]] = DEMO_BUDGET,
     first_train_end: str = DEMO_FIRST_TRAIN_END,
     seed: int | None = None,
-    threads: int = 2,
+    threads: int = 1,
     log: Callable[[str], None] | None = None,
 ) -> DemoResult:
     """Train all three agents on the bundled real data with the demo budget, publish each as

@@ -50,7 +50,7 @@ def search_space(agent: str) -> dict[str, Any]:
         "lr": tune.loguniform(1e-4, 3e-3),
         "hidden": tune.choice([16, 32, 64]),
         "entropy_coeff": tune.loguniform(1e-3, 5e-2),
-        "gamma": tune.choice([0.5, 0.9, 0.99]),
+        "gamma": tune.choice([0.0, 0.5, 0.9]),
         "epochs": tune.choice([2, 4]),
     }
     if agent == "transformer":

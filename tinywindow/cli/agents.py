@@ -33,7 +33,8 @@ def register(sub: Any) -> None:
     tr.add_argument("--budget", choices=BUDGETS, default="config",
                     help="training budget: from the config (default), demo, or test (tiny)")
     tr.add_argument("--data", default="sp500,nasdaq,goog", help="bundled datasets (comma-separated)")
-    tr.add_argument("--threads", type=int, default=2, help="torch / XGBoost threads (default 2)")
+    tr.add_argument("--threads", type=int, default=1,
+                    help="torch / XGBoost threads (default 1: fastest for these small models on a busy 2-core box)")
     tr.set_defaults(func=cmd_train)
 
     ls = cmds.add_parser("list", help="every stored version, verified, with its validation metrics")
@@ -46,7 +47,7 @@ def register(sub: Any) -> None:
     ev.add_argument("--first-train-end", default="2011-01-01", help="end of the first training window")
     ev.add_argument("--budget", choices=BUDGETS, default="demo", help="training budget (default demo)")
     ev.add_argument("--data", default="sp500,nasdaq,goog", help="bundled datasets (comma-separated)")
-    ev.add_argument("--threads", type=int, default=2)
+    ev.add_argument("--threads", type=int, default=1)
     ev.add_argument("--json", help="also write the full report as JSON to this file")
     ev.add_argument("--no-symbols", action="store_true", help="print only the equal-weight book rows")
     ev.set_defaults(func=cmd_evaluate)
