@@ -145,7 +145,7 @@ class AgentActor:
                 extra_metadata={"feedback": {**self.buffer.stats(), "used_as": "sample weights" if outcomes is not None else "trigger"}},
             )
             assert result.version is not None
-            self._last_features = features
+            self._last_features = _owned(features)
             self.predictor = self.registry.load(self.agent, result.version)  # serve what was signed
             if warm:
                 self.buffer.mark_retrained(pending)
@@ -242,6 +242,15 @@ class AgentActor:
             "last_error": self._last_error,
             "experience": self.buffer.stats(),
         }
+
+
+def _owned(table: pa.Table) -> pa.Table:
+    """A copy in this process's memory: a zero-copy view would pin its object-store object
+    for as long as the actor keeps it."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return pa.ipc.open_stream(sink.getvalue()).read_all()
 
 
 def remote_agent(num_cpus: float = 0.25, **options: Any) -> Any:
