@@ -16,6 +16,7 @@
 # runtime, and Serve's ingress wrapper re-binds them outside this module's globals.
 
 import asyncio
+import itertools
 import json
 import time
 from typing import Any
@@ -35,6 +36,7 @@ from tinywindow.agents.predictor import BATCH_ROWS, Predictor
 from tinywindow.config import Config, ConsensusConfig
 from tinywindow.errors import ModelError, TinyWindowError
 from tinywindow.log import get_logger
+from tinywindow.schema import VOTES, symbol_codes
 from tinywindow.serving import votes_pb2 as pb
 from tinywindow.serving.auth import bearer_ok
 from tinywindow.serving.payload import (
@@ -42,7 +44,9 @@ from tinywindow.serving.payload import (
     features_from_columns,
     features_from_ipc,
     features_from_rows,
+    from_ipc,
     records,
+    to_ipc,
 )
 
 log = get_logger("serving")
@@ -114,30 +118,51 @@ class AgentModel:
 
     @_batch(max_batch_size=64, batch_wait_timeout_s=0.002)
     async def predict_batch(self, tables: list[pa.Table], latest: list[bool]) -> list[pa.Table]:
-        """One forward pass for every request that arrived together."""
+        """One window build and one forward pass for every request that arrived together."""
         p = self.predictor  # one version for the whole batch, even if a swap lands meanwhile
         if p is None:
             raise ModelError(f"agent {self.agent!r} has no model loaded")
-        indexes = [WindowIndex.build(t, p.normalizer, p.window, lo) for t, lo in zip(tables, latest, strict=True)]
-        sizes = [len(ix) for ix in indexes]
-        total = sum(sizes)
-        probs = np.empty((total, 3), dtype=np.float32)
-        at = 0
-        for ix in indexes:
-            for lo in range(0, len(ix), BATCH_ROWS):
-                hi = min(lo + BATCH_ROWS, len(ix))
-                probs[at + lo : at + hi] = p.probabilities(ix.batch(lo, hi))
-            at += len(ix)
-        out, at = [], 0
-        for t, ix, n in zip(tables, indexes, sizes, strict=True):
-            out.append(p.votes(t, ix.rows, probs[at : at + n]))
-            at += n
-        return out
+        out: list[pa.Table | None] = [None] * len(tables)
+        for flag in sorted(set(latest)):
+            picked = [k for k, lo in enumerate(latest) if lo == flag]
+            for k, votes in zip(picked, batched_votes(p, [tables[k] for k in picked], flag), strict=True):
+                out[k] = votes
+        return [v for v in out if v is not None]
 
     async def predict(self, features: pa.Table, latest_only: bool = False) -> pa.Table:
         """VOTES for a FEATURES table (see ``Predictor.predict``)."""
         result: pa.Table = await self.predict_batch(features, latest_only)
         return result
+
+    async def predict_ipc(self, features: bytes, latest_only: bool = False) -> bytes:
+        """``predict`` with both tables as Arrow IPC bytes: the fast path for small requests."""
+        return to_ipc(await self.predict(from_ipc(features), latest_only))
+
+
+def batched_votes(p: Predictor, tables: list[pa.Table], latest_only: bool) -> list[pa.Table]:
+    """VOTES for several requests at the cost of one: the requests are concatenated with
+    each (request, symbol) pair as its own series, windows are built and scored once, and
+    the votes are split back per request.  Equal to ``p.predict`` on each table alone."""
+    if len(tables) == 1:
+        return [p.predict(tables[0], latest_only=latest_only)]
+    keys = ["symbol", "ts", *p.normalizer.names]
+    sizes = np.array([t.num_rows for t in tables])
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    codes = [symbol_codes(t) for t in tables]
+    width = max((int(c.max()) + 1 for c in codes if len(c)), default=1)
+    group = np.concatenate([c + k * width for k, c in enumerate(codes)]).astype(np.int32)
+    combined = pa.concat_tables([t.select(keys) for t in tables]).combine_chunks()
+    grouped = combined.set_column(
+        0, "symbol", pa.DictionaryArray.from_arrays(pa.array(group), pa.array(np.arange(width * len(tables), dtype=np.int32)))
+    )
+    index = WindowIndex.build(grouped, p.normalizer, p.window, latest_only)
+    probs = np.empty((len(index), 3), dtype=np.float32)
+    for lo in range(0, len(index), BATCH_ROWS):
+        hi = min(lo + BATCH_ROWS, len(index))
+        probs[lo:hi] = p.probabilities(index.batch(lo, hi))
+    votes = p.votes(combined, index.rows, probs)  # rows ascending: request by request
+    cuts = np.searchsorted(np.sort(index.rows), offsets)
+    return [votes.slice(int(a), int(b - a)) for a, b in itertools.pairwise(cuts)]
 
 
 # ---------------------------------------------------------------------------- gateway
@@ -187,19 +212,53 @@ async def _no_model(request: Request, exc: ModelError) -> JSONResponse:
     return _error(503, str(exc))
 
 
-@api.middleware("http")
-async def _limits_and_auth(request: Request, call_next: Any) -> Any:
-    state = request.app.state
-    if request.url.path.startswith("/v1/"):
-        if not bearer_ok(request.headers.get("authorization"), state.token_digest):
-            return _error(401, "missing or invalid bearer token")
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > state.max_request_bytes):
-            return _error(413, f"request body over {state.max_request_bytes} bytes")
-        body = await request.body()
-        if len(body) > state.max_request_bytes:
-            return _error(413, f"request body over {state.max_request_bytes} bytes")
-    return await call_next(request)
+class Guard:
+    """Pure ASGI middleware for /v1 routes: bearer token first, then a bounded body read (413
+    past ``max_request_bytes``, whatever Content-Length claims); the app then reads the
+    buffered body.  Cheaper than Starlette's BaseHTTPMiddleware on every request."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        state = scope["app"].state  # the app instance Serve runs (a copy of ``api``)
+        headers = dict(scope["headers"])
+        auth = headers.get(b"authorization", b"").decode("latin-1")
+        if not bearer_ok(auth, state.token_digest):
+            await _error(401, "missing or invalid bearer token")(scope, receive, send)
+            return
+        limit = state.max_request_bytes
+        declared = headers.get(b"content-length", b"0").decode("latin-1")
+        if not declared.isdigit() or int(declared) > limit:
+            await _error(413, f"request body over {limit} bytes")(scope, receive, send)
+            return
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = message.get("more_body", False)
+            if size > limit:
+                await _error(413, f"request body over {limit} bytes")(scope, receive, send)
+                return
+        body, delivered = b"".join(chunks), False
+
+        async def replay() -> Any:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+api.add_middleware(Guard)
 
 
 @serve.ingress(api)
@@ -230,8 +289,9 @@ class Gateway:
 
     async def _votes(self, features: pa.Table, agent: str | None, latest_only: bool) -> pa.Table:
         names = self._agents(agent)
-        results = await asyncio.gather(*(self.models[a].predict.remote(features, latest_only) for a in names))
-        return pa.concat_tables(results) if results else pa.table({})
+        payload = to_ipc(features)
+        results = await asyncio.gather(*(self.models[a].predict_ipc.remote(payload, latest_only) for a in names))
+        return pa.concat_tables([from_ipc(r) for r in results]) if results else VOTES.empty_table()
 
     def _signal(self, votes: pa.Table) -> pa.Table:
         from tinywindow.consensus import decide
@@ -393,6 +453,7 @@ def build_app(
             ray_actor_options={"num_cpus": s.replica_cpus},
             autoscaling_config=autoscaling,
             max_ongoing_requests=max(s.max_batch_size * 2, 16),
+            logging_config={"enable_access_log": False},  # internal hop: the gateway logs requests
             user_config={"version": versions.get(agent)},
             health_check_period_s=5,
         )

@@ -22,9 +22,9 @@ import pandas as pd
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tinywindow.data import features  # noqa: E402
-from tinywindow.data.synthetic import generate  # noqa: E402
-from tinywindow.report import table  # noqa: E402
+from tinywindow.data import features
+from tinywindow.data.synthetic import generate
+from tinywindow.report import table
 
 
 def peer_features(df: pd.DataFrame) -> pd.DataFrame:

@@ -23,11 +23,11 @@ os.environ.setdefault("RAY_AUTH_MODE", "token")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import pyarrow as pa  # noqa: E402
-import ray  # noqa: E402
+import pyarrow as pa
+import ray
 
-from actors.data_source import DataSourceActor  # noqa: E402
-from tinywindow.report import table  # noqa: E402
+from actors.data_source import DataSourceActor
+from tinywindow.report import table
 
 
 class BenchSource(DataSourceActor):

@@ -172,7 +172,7 @@ class ServingConfig(_Section):
     max_replicas: int = Field(default=2, ge=1)
     replica_cpus: float = Field(default=0.25, gt=0)
     max_batch_size: int = Field(default=64, ge=1)
-    batch_wait_timeout_s: float = Field(default=0.002, ge=0)
+    batch_wait_timeout_s: float = Field(default=0.0, ge=0)  # 0: batch whatever queued during the last pass
 
 
 class RayConfig(_Section):
