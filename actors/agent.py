@@ -3,7 +3,10 @@
 * ``train(features)``: train on a FEATURES table (or the attached data source's features),
   publish a signed version, serve it.
 * ``predict(features)``: VOTES for a FEATURES table (pass an ObjectRef: Ray resolves it
-  zero-copy); the serving model is an in-process predictor loaded from the registry.
+  zero-copy); by the in-process predictor loaded from the registry, or, after
+  ``attach_serving()``, through the agent's Ray Serve deployment (a DeploymentHandle).
+* every new version (train, retrain, ``use``) is a model promotion: journaled (signed) and,
+  when serving, put live on the deployment without downtime (``actors.serving.promote``).
 * ``feedback(outcomes)``: realized outcomes into the experience buffer; every
   ``agents.retrain_every`` new outcomes a retrain starts in the background while the
   current version keeps serving.
@@ -39,11 +42,13 @@ from tinywindow.agents.params import check_agent
 from tinywindow.agents.predictor import Predictor
 from tinywindow.agents.registry import ModelRegistry
 from tinywindow.config import Config, build
+from tinywindow.crypto.journal import Journal
 from tinywindow.crypto.keystore import KeyStore
 from tinywindow.errors import DataError, ModelError
 from tinywindow.log import get_logger
 
 FeatureSource = Callable[[], pa.Table]
+SMALL_TABLE_BYTES = 4 * 1024**2  # below this, Arrow IPC bytes beat Ray's Table serialization
 
 
 def _is_ray_handle(obj: Any) -> bool:
@@ -62,6 +67,7 @@ class AgentActor:
         auto_retrain: bool = True,
         overrides: dict[str, Any] | None = None,
         threads: int = 1,
+        serve_app: str | None = None,
     ) -> None:
         from tinywindow.crypto import open_keystore
 
@@ -81,6 +87,33 @@ class AgentActor:
         self._job: Future[dict[str, Any]] | None = None
         self._last_error: str | None = None
         self.predictor: Predictor | None = self._load_newest()
+        self.journal = Journal.from_config(self.cfg, f"agent-{self.agent}", store)
+        self._journal_lock = threading.Lock()  # retrains run on a worker thread
+        self.serve_app = serve_app
+        self._handle: Any = None
+
+    # ------------------------------------------------------------------ serving
+    def attach_serving(self, app: str = "tinywindow") -> str | None:
+        """Predict through this agent's Serve deployment (a DeploymentHandle) from now on,
+        and put every new version live there.  Returns the version the deployment serves."""
+        from ray import serve
+
+        from actors.serving import model_deployment_name
+
+        self.serve_app = app
+        self._handle = serve.get_deployment_handle(model_deployment_name(self.agent), app)
+        status: dict[str, Any] = self._handle.status.remote().result()
+        return status.get("version")
+
+    def _promote(self, version: str, reason: str) -> None:
+        """Journal a model promotion and, when serving, make the version live there."""
+        with self._journal_lock:
+            self.journal.append("model_promotion", {"agent": self.agent, "version": version, "reason": reason,
+                                                    "served": self.serve_app is not None})
+        if self.serve_app is not None:
+            from actors.serving import promote
+
+            promote(self.agent, version, self.serve_app)
 
     # ------------------------------------------------------------------ start-up
     def _load_newest(self) -> Predictor | None:
@@ -147,6 +180,7 @@ class AgentActor:
             assert result.version is not None
             self._last_features = _owned(features)
             self.predictor = self.registry.load(self.agent, result.version)  # serve what was signed
+            self._promote(result.version, "retrain" if warm else "train")
             if warm:
                 self.buffer.mark_retrained(pending)
             validation = result.metadata["metrics"]["validation"]["ALL"]
@@ -164,7 +198,17 @@ class AgentActor:
 
     # ------------------------------------------------------------------ serving
     def predict(self, features: pa.Table, latest_only: bool = False) -> pa.Table:
-        """VOTES of the serving version (ModelError before the first training)."""
+        """VOTES of the serving version (ModelError before the first training).
+
+        With ``attach_serving`` the call goes through the agent's Serve deployment: small
+        tables as Arrow IPC bytes, large ones as Tables (they travel zero-copy)."""
+        if self._handle is not None:
+            if features.nbytes <= SMALL_TABLE_BYTES:
+                from tinywindow.serving.payload import from_ipc, to_ipc
+
+                return from_ipc(self._handle.predict_ipc.remote(to_ipc(features), latest_only).result())
+            result: pa.Table = self._handle.predict.remote(features, latest_only).result()
+            return result
         predictor = self.predictor
         if predictor is None:
             raise ModelError(f"agent {self.agent} has no trained version yet (call train())")
@@ -195,6 +239,7 @@ class AgentActor:
         """Serve another (verified) version, e.g. to roll back."""
         predictor = self.registry.load(self.agent, version)
         self.predictor = predictor
+        self._promote(predictor.version, "use")
         return predictor.version
 
     # ------------------------------------------------------------------ learning
@@ -238,6 +283,7 @@ class AgentActor:
         return {
             "agent": self.agent,
             "version": self.version(),
+            "serving": self.serve_app,
             "retraining": self._busy(),
             "last_error": self._last_error,
             "experience": self.buffer.stats(),

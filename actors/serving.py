@@ -562,6 +562,43 @@ def start(
     return config
 
 
+def promote(agent: str, version: str, app: str = APP_NAME, timeout_s: float = 120.0) -> None:
+    """Put ``version`` live for ``agent`` on the running app, from anywhere in the cluster.
+
+    Reads the deployed Serve config back from the controller, changes that one
+    deployment's ``user_config`` and redeploys it: the replicas reconfigure in place.
+    """
+    from ray.serve.context import _get_global_client
+    from ray.serve.schema import ServeInstanceDetails
+
+    client = _get_global_client()
+    if client is None:
+        raise ModelError("Serve is not running")
+    details = ServeInstanceDetails(**client.get_serve_details())
+    target = model_deployment_name(agent)
+    applications = []
+    found = False
+    for name, info in details.applications.items():
+        if info.deployed_app_config is None:
+            raise ModelError(f"app {name!r} was not deployed from a config; cannot promote")
+        doc = info.deployed_app_config.model_dump(mode="json", exclude_unset=True)
+        if name == app:
+            for d in doc.get("deployments", []):
+                if d.get("name") == target:
+                    d["user_config"] = {"version": version}
+                    found = True
+        applications.append(doc)
+    if not found:
+        raise ModelError(f"no deployment {target!r} in Serve app {app!r}")
+    config = {
+        "proxy_location": str(details.proxy_location.value) if details.proxy_location else "HeadOnly",
+        "http_options": details.http_options.model_dump(mode="json", exclude_unset=True) if details.http_options else {},
+        "grpc_options": details.grpc_options.model_dump(mode="json", exclude_unset=True) if details.grpc_options else {},
+        "applications": applications,
+    }
+    apply(config, timeout_s)
+
+
 def swap(cfg: Config, agents: list[str], token_digest: str, versions: dict[str, str | None]) -> dict[str, Any]:
     """Put new model versions live: only ``user_config`` changes, so replicas reconfigure in
     place and requests keep flowing."""

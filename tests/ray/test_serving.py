@@ -338,6 +338,49 @@ def test_tampered_version_is_refused_and_old_one_keeps_serving(served: Served) -
     assert v3 not in traffic.versions
 
 
+# ---------------------------------------------------------------------------- agents
+
+
+def test_agent_actor_predicts_through_its_deployment_and_promotes_new_versions(served: Served) -> None:
+    import ray
+
+    from actors.agent import remote_agent
+    from tinywindow.crypto.journal import Journal
+
+    actor = remote_agent(num_cpus=0).remote("xgboost", served.cfg.model_dump(mode="json"),
+                                            passphrase="serving test passphrase", auto_retrain=False)
+    live = ray.get(actor.attach_serving.remote(serving.APP_NAME))
+    assert live == _live_version(served, "xgboost")
+    window = served.window()
+    via_serve = ray.get(actor.predict.remote(window, True))
+    direct = served.registry.load("xgboost", live).predict(window, latest_only=True)
+    assert via_serve.column("action").equals(direct.column("action"))
+    assert set(via_serve.column("model_version").to_pylist()) == {live}
+    big = ray.get(actor.predict.remote(served.features))  # a large table goes as a Table
+    assert big.num_rows == served.registry.load("xgboost", live).predict(served.features).num_rows
+    result = ray.get(actor.retrain.remote(served.features))
+    assert _live_version(served, "xgboost") == result["version"] != live  # promoted, live
+    votes = served.http.post("/v1/votes", json={"features": served.columns(), "agent": "xgboost",
+                                                "latest_only": True}, headers=AUTH).json()["votes"]
+    assert {v["model_version"] for v in votes} == {result["version"]}
+    ray.kill(actor)
+    keys = KeyStore.open(served.cfg.path("keys"), "serving test passphrase")
+    from tinywindow.errors import TransientError
+
+    deadline = time.monotonic() + 30
+    while True:  # the killed actor's process lets go of the journal lock shortly after
+        try:
+            journal = Journal.from_config(served.cfg, "agent-xgboost", keys)
+            break
+        except TransientError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    with journal:
+        promotions = [r.payload for r in journal.records() if r.kind == "model_promotion"]
+    assert promotions[-1] == {"agent": "xgboost", "version": result["version"], "reason": "retrain", "served": True}
+
+
 # ---------------------------------------------------------------------------- load
 
 
