@@ -7,7 +7,7 @@ export RAY_USAGE_STATS_ENABLED ?= 0
 export RAY_AUTH_MODE ?= token
 export PYTHONHASHSEED ?= 0
 
-.PHONY: demo test lint typecheck unit pytest bench proto clean help
+.PHONY: demo test lint typecheck unit pytest bench proto cluster-config clean help
 
 help:
 	@echo "make demo   - ingest bundled real data through DataSourceActors and print a summary"
@@ -49,6 +49,9 @@ bench: $(VENV)/.bench
 proto: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. \
 		tinywindow/data/feed/market_data.proto tinywindow/serving/votes.proto
+
+cluster-config: $(STAMP)
+	$(BIN)/python cluster/render.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,11 +1,23 @@
-"""Builds the actor graph and runs it: data sources first (agents, consensus and the
-portfolio join as their layers land)."""
+"""Builds the actor graph and runs it end to end.
+
+Prediction: DataSourceActor -> FEATURES ref -> AgentActors (each through its Serve
+deployment) -> VOTES -> ConsensusActor -> SIGNALS -> PortfolioActor (risk, orders, fills,
+journal).  Learning: PortfolioActor -> OUTCOMES -> ConsensusActor weights and every
+AgentActor's experience buffer -> background retrain -> signed version -> promoted live on
+Serve without downtime.  Every stage is a function returning plain data; ``tinywindow demo``
+prints them.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from tinywindow.config import Config, SourceConfig
 from tinywindow.data.features import complete_mask
@@ -21,6 +33,15 @@ DEMO_SOURCES = [
     SourceConfig(name="btcusd", kind="bundled", datasets=["btcusd"]),
     SourceConfig(name="synthetic", kind="synthetic", n_symbols=200, n_bars=2520, seed=7),
 ]
+AGENTS = ["lstm", "transformer", "xgboost"]
+Say = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+# ---------------------------------------------------------------------------- data
 
 
 @dataclass
@@ -32,7 +53,7 @@ class DataStage:
     seconds: float = 0.0
 
 
-def start_data(cfg: Config, sources: list[SourceConfig] | None = None) -> DataStage:
+def start_data(cfg: Config, sources: Sequence[SourceConfig] | None = None) -> DataStage:
     import ray
 
     from actors.data_source import remote_data_source
@@ -42,8 +63,8 @@ def start_data(cfg: Config, sources: list[SourceConfig] | None = None) -> DataSt
     sink = EncryptedSink.from_config(cfg) if cfg.data.persist else None
     for scfg in sources or cfg.data.sources:
         stage.actors[scfg.name] = remote_data_source().remote(scfg, cfg.data, sink)
-    loads = {name: a.load.remote() for name, a in stage.actors.items()}
-    ray.get(list(loads.values()))
+    ray.get([a.load.remote() for a in stage.actors.values()])
+    ray.get([a.flush.remote() for a in stage.actors.values()])
     # features through the object store: each source's FEATURES table is put once
     feats = {name: a.features.remote() for name, a in stage.actors.items()}
     descs = ray.get([a.describe.remote() for a in stage.actors.values()])
@@ -55,3 +76,188 @@ def start_data(cfg: Config, sources: list[SourceConfig] | None = None) -> DataSt
         stage.summary.append(desc)
     stage.seconds = time.perf_counter() - t0
     return stage
+
+
+def features_of(stage: DataStage, sources: Sequence[str], start: Any = None, end: Any = None) -> pa.Table:
+    """FEATURES of several sources (computed over each source's full history, then cut)."""
+    import ray
+
+    from tinywindow.data.base import concat_bars
+
+    return concat_bars(ray.get([stage.actors[s].features.remote(start, end) for s in sources]))
+
+
+def bars_of(stage: DataStage, sources: Sequence[str], start: Any = None, end: Any = None) -> pa.Table:
+    import ray
+
+    from tinywindow.data.base import concat_bars
+
+    return concat_bars(ray.get([stage.actors[s].history.remote(start, end) for s in sources]))
+
+
+# ---------------------------------------------------------------------------- agents
+
+
+@dataclass
+class AgentStage:
+    actors: dict[str, Any]
+    trained: dict[str, dict[str, Any]]
+    seconds: float
+
+
+def start_agents(
+    cfg: Config,
+    features: pa.Table,
+    budget: dict[str, dict[str, Any]],
+    agents: Sequence[str] = AGENTS,
+    auto_retrain: Sequence[str] = ("xgboost",),
+) -> AgentStage:
+    """One AgentActor per agent, trained in parallel on ``features`` (one object-store copy)."""
+    import ray
+
+    from actors.agent import remote_agent
+
+    t0 = time.perf_counter()
+    doc = cfg.model_dump(mode="json", exclude={"serving": {"token"}})
+    actors = {
+        a: remote_agent(num_cpus=cfg.agents.num_cpus).remote(
+            a, doc, auto_retrain=a in auto_retrain, overrides=budget.get(a, {})
+        )
+        for a in agents
+    }
+    ref = ray.put(features)
+    trained = dict(zip(agents, ray.get([actors[a].train.remote(ref) for a in agents]), strict=True))
+    return AgentStage(actors, trained, time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------------------- trading
+
+
+@dataclass
+class TradingReport:
+    equity: list[float]
+    times: list[int]
+    benchmark_equity: list[float]
+    snapshot: dict[str, Any]
+    weights: dict[str, float]
+    agent_stats: dict[str, dict[str, float]]
+    versions_by_period: list[tuple[str, dict[str, list[str]]]]
+    signals: dict[str, int]
+    orders: int
+    risk_events: list[dict[str, Any]]
+    outcomes: int
+    journal: dict[str, Any]
+    seconds: float
+    retrains: dict[str, Any] = field(default_factory=dict)
+
+
+def _group_by_ts(table: pa.Table) -> dict[int, pa.Table]:
+    if table.num_rows == 0:
+        return {}
+    ts = table.column("ts").cast(pa.int64()).to_numpy()
+    order = np.argsort(ts, kind="stable")
+    cuts = np.flatnonzero(np.diff(ts[order])) + 1
+    out = {}
+    for idx in np.split(order, cuts):
+        out[int(ts[idx[0]])] = table.take(pa.array(idx))
+    return out
+
+
+def run_trading(
+    cfg: Config,
+    data: DataStage,
+    agents: AgentStage,
+    sources: Sequence[str],
+    start: str,
+    end: str,
+    period_bars: int = 63,
+    say: Say = _quiet,
+) -> TradingReport:
+    """Trade ``sources`` from ``start`` to ``end`` bar by bar through the whole actor graph.
+
+    Each period (a quarter by default) the agents vote on all of its bars in one batched call
+    through their Serve deployments; then every bar goes votes -> consensus -> portfolio,
+    and realized outcomes flow back to the consensus weights and the agents, whose
+    background retrains are promoted live before a later period votes.
+    """
+    import ray
+
+    from actors.consensus import remote_consensus
+    from actors.portfolio import remote_portfolio
+
+    t0 = time.perf_counter()
+    doc = cfg.model_dump(mode="json", exclude={"serving": {"token"}})
+    names = list(agents.actors)
+    consensus = remote_consensus(num_cpus=cfg.consensus.num_cpus).remote(doc, names)
+    portfolio = remote_portfolio(num_cpus=0.05).remote(doc)
+    bars = bars_of(data, sources, start, end)
+    by_ts = _group_by_ts(bars)
+    times = sorted(by_ts)
+    # features from well before ``start`` so every bar of the period has a full window
+    lead = np.datetime64(start) - np.timedelta64(180, "D")
+    feats = features_of(data, sources, str(lead), end)
+    feats_ref = ray.put(feats)
+
+    equity: list[float] = []
+    versions_by_period: list[tuple[str, dict[str, list[str]]]] = []
+    signal_counts = {"buy": 0, "sell": 0, "hold": 0}
+    n_orders = n_outcomes = 0
+    seq = 0
+    for p0 in range(0, len(times), period_bars):
+        period = times[p0 : p0 + period_bars]
+        lo, hi = period[0], period[-1] + 1
+        all_votes = ray.get([agents.actors[a].predict.remote(feats_ref) for a in names])
+        votes = pa.concat_tables([
+            v.filter(pc.and_(pc.greater_equal(v.column("ts").cast(pa.int64()), lo),
+                             pc.less(v.column("ts").cast(pa.int64()), hi)))
+            for v in all_votes
+        ])
+        used = {a: sorted(set(v.column("model_version").to_pylist())) for a, v in zip(names, all_votes, strict=True)}
+        label = str(np.datetime64(lo, "ns").astype("datetime64[D]"))
+        versions_by_period.append((label, used))
+        votes_by_ts = _group_by_ts(votes)
+        for ts in period:
+            bar = by_ts[ts]
+            v = votes_by_ts.get(ts)
+            if v is not None and v.num_rows:
+                signals = ray.get(consensus.on_votes.remote(v))
+                for action in signals.column("action").to_pylist():
+                    signal_counts["buy" if action > 0 else "sell" if action < 0 else "hold"] += 1
+                orders = ray.get(portfolio.apply_signals.remote(signals, bar))
+                n_orders += orders.num_rows
+            else:
+                ray.get(portfolio.on_bars.remote(bar))
+            outcomes, seq = ray.get(portfolio.outcomes_since.remote(seq))
+            if outcomes.num_rows:
+                n_outcomes += outcomes.num_rows
+                consensus.learn.remote(outcomes)
+                for a in names:
+                    agents.actors[a].feedback.remote(outcomes)
+            equity.append(float(ray.get(portfolio.snapshot.remote())["equity"]))
+        say(f"  {label}: equity {equity[-1]:,.0f}, versions " + ", ".join(f"{a} {'/'.join(v)}" for a, v in used.items()))
+    snapshot = ray.get(portfolio.snapshot.remote())
+    retrains = {a: ray.get(agents.actors[a].wait_idle.remote(300)) for a in names}
+    closes = np.array([[float(by_ts[t].filter(pc.equal(by_ts[t].column("symbol").cast(pa.string()), s))
+                               .column("close")[0].as_py()) for s in _symbols(bars)] for t in times])
+    bench = cfg.portfolio.initial_cash_usd * (closes / closes[0]).mean(axis=1)
+    report = TradingReport(
+        equity=equity,
+        times=times,
+        benchmark_equity=[float(x) for x in bench],
+        snapshot=snapshot,
+        weights=ray.get(consensus.weights.remote()),
+        agent_stats=ray.get(consensus.agent_stats.remote()),
+        versions_by_period=versions_by_period,
+        signals=signal_counts,
+        orders=n_orders,
+        risk_events=ray.get(portfolio.risk_events.remote()),
+        outcomes=n_outcomes,
+        journal=ray.get(portfolio.verify_journal.remote()),
+        seconds=time.perf_counter() - t0,
+        retrains=retrains,
+    )
+    return report
+
+
+def _symbols(bars: pa.Table) -> list[str]:
+    return sorted(set(bars.column("symbol").cast(pa.string()).to_pylist()))
