@@ -17,7 +17,8 @@ hold, in this order, on: no quorum, a hold majority, a tie, disagreement above
 (votes, weights, staleness, numbers against thresholds) travel with every SIGNALS row.
 
 Learning (``update_weights``): an agent's directional vote is a forecast that its direction
-is right with probability ``confidence``; once the realized return is known it is scored
+is right with probability ``confidence`` (rescaled for agents that also vote hold, see
+``directional_probability``); once the realized return is known it is scored
 with the Brier score ``(confidence - hit)**2`` (a proper score, so it rewards calibration
 as well as accuracy).  Weights move multiplicatively, ``w *= exp(-lr * (score - 0.25))``
 (0.25 is the score of an uninformed 0.5 forecast: better than chance grows, worse
@@ -109,6 +110,19 @@ def combine(
     return Consensus(decided, winner, conf, agreement, disagreement, n_valid, code)
 
 
+def directional_probability(confidence: np.ndarray, uninformed: np.ndarray) -> np.ndarray:
+    """The probability a directional vote is right, from the probability of its action.
+
+    An agent choosing among k actions is uninformed at confidence 1/k and certain at 1; the
+    forecast that its direction is right runs linearly from 0.5 to 1 over that range (and
+    below 0.5 under 1/k).  A two-action agent (it never holds, ``uninformed`` = 0.5) keeps
+    its confidence as is; a three-action policy voting BUY at 0.45 forecasts 0.59.
+    """
+    c = np.asarray(confidence, dtype=np.float64)
+    u = np.asarray(uninformed, dtype=np.float64)
+    return np.clip(0.5 + 0.5 * (c - u) / (1.0 - u), 0.0, 1.0)
+
+
 def update_weights(
     weights: np.ndarray,
     action: np.ndarray,
@@ -116,19 +130,26 @@ def update_weights(
     valid: np.ndarray,
     realized: np.ndarray,
     cfg: ConsensusConfig,
+    uninformed: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Multiplicative weights on the Brier score for one batch of outcomes [M, A].
 
-    Returns ``(new_weights [A], hits [A], scored [A])`` where ``hits``/``scored`` count this
-    batch's correct and scored directional votes per agent.  Rows are applied in order, one
-    step per row, with the bounds enforced after every step.
+    ``uninformed`` [A] is each agent's no-information confidence (1/k for k actions; 0.5,
+    the default, for agents that never hold); confidences are turned into directional
+    forecasts with ``directional_probability`` before scoring, so agents with different
+    action sets are scored on the same scale.  Returns ``(new_weights [A], hits [A],
+    scored [A])`` where ``hits``/``scored`` count this batch's correct and scored directional
+    votes per agent.  Rows are applied in order, one step per row, with the bounds enforced
+    after every step.
     """
     w = np.asarray(weights, dtype=np.float64).copy()
     a = np.asarray(action, dtype=np.int8)
     r = np.sign(np.asarray(realized, dtype=np.float64))
     scored_mask = np.asarray(valid, dtype=bool) & (a != 0) & (r[:, None] != 0)
     hit = (a == r[:, None]).astype(np.float64)
-    brier = (np.asarray(confidence, dtype=np.float64) - hit) ** 2
+    u = np.full(w.shape, 0.5) if uninformed is None else np.asarray(uninformed, dtype=np.float64)
+    forecast = directional_probability(np.asarray(confidence, dtype=np.float64), u[None, :])
+    brier = (forecast - hit) ** 2
     for m in range(a.shape[0]):
         s = scored_mask[m]
         if s.any():

@@ -44,7 +44,7 @@ class ConsensusBook:
         self.agents = list(agents)
         self.on_commit = on_commit
         self.weights: dict[str, float] = {a: 1.0 for a in self.agents}
-        self.stats: dict[str, dict[str, float]] = {a: {"scored": 0, "hits": 0} for a in self.agents}
+        self.stats: dict[str, dict[str, float]] = {a: {"scored": 0, "hits": 0, "holds": 0} for a in self.agents}
         self.votes: dict[tuple[str, str], list[VoteRow]] = {}
         # (symbol, ts) -> {"signal": [SIGNALS row values], "used": [[agent, action, conf]...],
         #                  "learned": True once its outcome scored the agents}
@@ -200,9 +200,16 @@ class ConsensusBook:
             rets.append(float(ret))
         if keys:
             w0 = np.array([self.weights[a] for a in self.agents])
-            w, hits, scored = update_weights(w0, np.array(actions), np.array(confs), np.array(valid), np.array(rets), self.cfg)
+            holds = ((np.array(actions) == 0) & np.array(valid)).sum(axis=0)
+            total_holds = [self.stats[a].get("holds", 0) + int(holds[i]) for i, a in enumerate(self.agents)]
+            # an agent that has voted hold chooses among three actions: uninformed at 1/3
+            uninformed = np.array([1 / 3 if h else 0.5 for h in total_holds])
+            w, hits, scored = update_weights(
+                w0, np.array(actions), np.array(confs), np.array(valid), np.array(rets), self.cfg, uninformed
+            )
             stats = {
-                a: {"scored": self.stats[a]["scored"] + int(scored[i]), "hits": self.stats[a]["hits"] + int(hits[i])}
+                a: {"scored": self.stats[a]["scored"] + int(scored[i]), "hits": self.stats[a]["hits"] + int(hits[i]),
+                    "holds": total_holds[i]}
                 for i, a in enumerate(self.agents)
             }
             self._record("learned", {"weights": dict(zip(self.agents, map(float, w), strict=True)),

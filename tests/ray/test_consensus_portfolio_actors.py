@@ -100,15 +100,23 @@ def step(consensus: Any, portfolio: Any, bars: pa.Table, times: list[int], i: in
 
 
 def wait_back(handle: Any, deadline_s: float = 45.0) -> dict[str, int]:
-    """Poll the restarted actor until it answers (with a deadline, never a blind sleep)."""
+    """Poll until the *restarted* actor answers (with a deadline, never a blind sleep).
+
+    ``ray.kill`` returns before the old process is gone, so the first calls may still reach
+    it (its own start-up replayed nothing: the journal was empty then); the new instance is
+    the one whose start-up replayed the journal.
+    """
     end = time.monotonic() + deadline_s
     while True:
         try:
-            return ray.get(handle.recovery.remote(), timeout=5)
+            rec: dict[str, int] = ray.get(handle.recovery.remote(), timeout=5)
+            if rec["replayed"] > 0 or rec["checkpoint_seq"] > 0:
+                return rec
         except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
-            if time.monotonic() > end:
-                raise
-            time.sleep(0.2)
+            pass
+        if time.monotonic() > end:
+            raise TimeoutError("actor did not come back through its start-up path")
+        time.sleep(0.2)
 
 
 def test_learning_loop_survives_crashes_without_double_trading(tmp_path: Path) -> None:

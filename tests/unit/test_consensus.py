@@ -221,3 +221,22 @@ def test_consensus_actor_decides_learns_and_restarts(tmp_path: Path) -> None:
     b.close()
     with pytest.raises(ValueError, match="agents"):
         ConsensusActor(cfg, ["other"], passphrase=PASS)
+
+
+def test_three_action_agents_are_scored_on_the_same_scale_as_two_action_agents() -> None:
+    """A policy over {-1, 0, +1} that is right 60% of the time at confidence 0.45 is skilled:
+    scored as a directional forecast it gains weight; scored raw (0.45 < 0.5) it would lose."""
+    from tinywindow.consensus import directional_probability
+
+    assert directional_probability(np.array([1 / 3, 1.0, 0.45]), np.array(1 / 3)).tolist() == pytest.approx([0.5, 1.0, 0.5875])
+    assert directional_probability(np.array([0.6]), np.array(0.5)).tolist() == pytest.approx([0.6])
+    rng = np.random.default_rng(3)
+    m = 400
+    truth = rng.choice([-1.0, 1.0], m)
+    right = rng.random(m) < 0.6
+    actions = np.where(right, truth, -truth).astype(np.int8)[:, None]
+    confs = np.full((m, 1), 0.45)
+    valid = np.ones((m, 1), bool)
+    raw, _, _ = update_weights(np.ones(1), actions, confs, valid, truth, CFG)
+    scaled, _, _ = update_weights(np.ones(1), actions, confs, valid, truth, CFG, np.array([1 / 3]))
+    assert raw[0] < 1.0 < scaled[0]
