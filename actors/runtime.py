@@ -14,7 +14,7 @@ def connect(cfg: Config, **overrides: Any) -> Any:
     Without ``ray.address`` this starts a private local cluster (``"local"``: never attaches
     to one an earlier ``ray start`` left behind), no dashboard.  Token auth stays on
     (``RAY_AUTH_MODE=token`` unless set otherwise).  Inside a ``ray job submit`` job the
-    address is ``"auto"``.
+    cluster's address comes from ``RAY_ADDRESS``.
     """
     # Ray reads these when it is imported: set them first.
     os.environ.setdefault("RAY_AUTH_MODE", "token")
@@ -23,7 +23,8 @@ def connect(cfg: Config, **overrides: Any) -> Any:
 
     if ray.is_initialized():
         return ray.get_runtime_context()
-    address = cfg.ray.address
+    # ``ray.address`` wins; inside a ``ray job submit`` job Ray sets RAY_ADDRESS.
+    address = cfg.ray.address or os.environ.get("RAY_ADDRESS") or None
     kwargs: dict[str, Any] = {"logging_level": "WARNING", "log_to_driver": False}
     if address is None:
         kwargs.update(address="local", include_dashboard=False, num_cpus=cfg.ray.num_cpus)
