@@ -26,6 +26,7 @@ import time
 from typing import Any
 
 from tinywindow.config import Config
+from tinywindow.errors import ConfigError
 
 
 def register(sub: Any) -> None:
@@ -42,6 +43,13 @@ def _prepare(cfg: Config) -> Config:
     from tinywindow.crypto.keystore import KeyStore
     from tinywindow.log import register_secret
 
+    on_cluster = bool(cfg.ray.address or os.environ.get("RAY_ADDRESS"))
+    missing = [v for v in (cfg.crypto.passphrase_env, "TW_SERVING__TOKEN") if not os.environ.get(v)]
+    if on_cluster and missing:
+        raise ConfigError(
+            f"on a running cluster the actors read {' and '.join(missing)} from their own environment: "
+            "export them where `ray start` runs on every node (secrets never travel in job arguments)"
+        )
     root = cfg.path("demo")
     shutil.rmtree(root, ignore_errors=True)
     passphrase = os.environ.get(cfg.crypto.passphrase_env) or secrets.token_urlsafe(24)
