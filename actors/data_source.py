@@ -7,6 +7,10 @@ announced to subscribers with an ObjectRef.  Bad input never stops the actor: a 
 is recorded (and persisted under ``rejects/`` when a sink is configured), and the error is
 available from ``describe()``.
 
+Start-up is the one recovery path: the actor reloads its own persisted (encrypted, signed)
+segments, so a restarted actor has its history back before the source answers again; a
+``load()`` or a resumed stream after that only adds what is newer.
+
 The class is plain Python (async methods); ``remote_data_source`` applies ``ray.remote`` at
 the edge with explicit, small resources.
 """
@@ -65,6 +69,33 @@ class DataSourceActor:
         self._stream_task: asyncio.Task[None] | None = None
         self._stream_state = "idle"
         self._stream_error: str | None = None
+        self.restored: dict[str, Any] = self._restore()
+
+    # ------------------------------------------------------------------ start-up
+    def _restore(self) -> dict[str, Any]:
+        """Reload this source's persisted segments: the same path at first start (nothing
+        there) and after a crash or restart (history comes back without the source).
+
+        A segment that fails verification is refused, reported in ``describe()`` and
+        skipped: corrupt data is worse than a gap the next ``load()`` fills.
+        """
+        sink = self.writer.sink if self.writer else None
+        report: dict[str, Any] = {"segments": 0, "rows": 0, "refused": []}
+        if sink is None or not (hasattr(sink, "list") and hasattr(sink, "read")):
+            return report
+        for name in sink.list(f"{self.name}/bars-"):
+            try:
+                table = validate(sink.read(name), BARS, source=f"{self.name}:{name}")
+            except TinyWindowError as exc:
+                report["refused"].append({"segment": name, "error": f"{type(exc).__name__}: {exc}"})
+                self.log.error("refused persisted segment %s: %s", name, exc)
+                continue
+            added, _ = self.bars.append(table, stale="drop")
+            report["segments"] += 1
+            report["rows"] += added.num_rows
+        if report["segments"]:
+            self.log.info("restored %d rows from %d segments", report["rows"], report["segments"])
+        return report
 
     # ------------------------------------------------------------------ ingestion
     async def load(self, start: TimeLike = None, end: TimeLike = None) -> int:
@@ -158,6 +189,7 @@ class DataSourceActor:
             "stream_error": self._stream_error,
             "cache": {"hits": stats.hits, "misses": stats.misses, "bytes": stats.bytes, "entries": stats.entries},
             "segments": list(self.writer.segments) if self.writer else [],
+            "restored": self.restored,
         }
 
     # ------------------------------------------------------------------ streaming

@@ -163,3 +163,26 @@ def test_unreachable_feed_marks_stream_failed_not_the_actor() -> None:
     assert state == "failed"
     assert "TransientError" in ray.get(actor.describe.remote())["stream_error"]
     ray.kill(actor)
+
+
+def test_a_crashed_actor_comes_back_with_its_history_from_its_segments(tmp_path: Path) -> None:
+    sink, reader, options = _encrypted(tmp_path)
+    actor = remote_data_source(max_restarts=1, **options).remote(
+        {"name": "goog", "kind": "bundled", "datasets": ["goog"]}, {"segment_rows": 1000}, sink
+    )
+    assert ray.get(actor.load.remote()) == 2148
+    ray.get(actor.flush.remote())
+    before = ray.get(actor.history.remote())
+    ray.kill(actor, no_restart=False)  # a crash: Ray restarts it through __init__
+
+    def restored() -> dict[str, Any] | None:
+        try:
+            return ray.get(actor.describe.remote(), timeout=10)
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+            return None
+
+    desc = _poll(restored, lambda d: d is not None and d["restored"]["rows"] > 0)
+    assert desc["restored"] == {"segments": 3, "rows": 2148, "refused": []}
+    assert ray.get(actor.history.remote()).equals(before)  # without asking the source again
+    assert len(reader.list("goog/bars-")) == 3
+    ray.kill(actor)

@@ -9,6 +9,7 @@ streamed batches and cuts a segment every ``segment_rows`` rows.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -48,15 +49,19 @@ class EncryptedSink:
 
 
 def segment_name(source: str, kind: str, table: pa.Table) -> str:
-    """A name fixed by the content's time span and size: rewriting the same bars after a
-    restart replaces the segment instead of duplicating it."""
+    """A name fixed by the content: its time span (so names sort in time order), its size and
+    a digest of its (symbol, ts) keys.  Rewriting the same bars after a restart replaces the
+    segment instead of duplicating it; different bars never share a name."""
     ts = table.column("ts").cast(pa.int64())
     lo, hi = pc.min(ts).as_py() or 0, pc.max(ts).as_py() or 0
-    return f"{source}/{kind}-{lo:019d}-{hi:019d}-{table.num_rows}"
+    digest = hashlib.sha256(ts.to_numpy().tobytes())
+    digest.update("\x00".join(table.column("symbol").cast(pa.string()).to_pylist()).encode())
+    return f"{source}/{kind}-{lo:019d}-{hi:019d}-{table.num_rows}-{digest.hexdigest()[:12]}"
 
 
 class SegmentWriter:
-    """Buffers batches of one source and writes them as numbered segments."""
+    """Buffers batches of one source and writes them as segments of at most
+    ``segment_rows`` rows."""
 
     def __init__(self, sink: SegmentSink, source: str, segment_rows: int = 1_000_000) -> None:
         self.sink = sink
@@ -67,18 +72,21 @@ class SegmentWriter:
         self.segments: list[str] = []
 
     def add(self, table: pa.Table) -> list[str]:
-        """Buffer ``table``; write a segment when enough rows are buffered."""
+        """Buffer ``table``; write segments once ``segment_rows`` rows are buffered."""
         if table.num_rows:
             self._buffer.append(table)
             self._rows += table.num_rows
         return self.flush() if self._rows >= self.segment_rows else []
 
     def flush(self) -> list[str]:
-        """Write what is buffered (if anything) as one segment."""
+        """Write everything buffered, ``segment_rows`` rows per segment."""
         if not self._buffer:
             return []
         table = concat_bars(self._buffer)
-        path = self.sink.write(segment_name(self.source, "bars", table), table)
         self._buffer, self._rows = [], 0
-        self.segments.append(path)
-        return [path]
+        written = []
+        for start in range(0, table.num_rows, self.segment_rows):
+            piece = table.slice(start, self.segment_rows)
+            written.append(self.sink.write(segment_name(self.source, "bars", piece), piece))
+        self.segments.extend(written)
+        return written
