@@ -190,6 +190,7 @@ class DataSourceActor:
             "cache": {"hits": stats.hits, "misses": stats.misses, "bytes": stats.bytes, "entries": stats.entries},
             "segments": list(self.writer.segments) if self.writer else [],
             "restored": self.restored,
+            "node": _node_id(),
         }
 
     # ------------------------------------------------------------------ streaming
@@ -271,6 +272,16 @@ class DataSourceActor:
         for sub, _method in self._subscribers.values():
             if not _is_ray_handle(sub):
                 sub({**notice, "bars": batch})
+
+
+def _node_id() -> str | None:
+    """The Ray node this actor runs on (None in-process, without Ray)."""
+    try:
+        import ray
+
+        return str(ray.get_runtime_context().get_node_id()) if ray.is_initialized() else None
+    except Exception:  # no Ray context: a plain in-process instance
+        return None
 
 
 def _first_ts(table: pa.Table) -> int:
