@@ -2,6 +2,9 @@
 
 Voting (``combine``, on arrays [G groups, A agents]): each valid vote puts
 ``weight * confidence`` on its action (-1, 0, +1); the action with the most mass wins.
+``decide`` first turns directional votes' confidences into the probability that the
+direction is right (``directional_probability``), so agents choosing among three actions
+and agents choosing between two are on one scale, in voting and in learning alike.
 
 * ``confidence`` = the winner's mass / the total weight of valid votes: the weighted mean
   confidence in the winner, with votes for other actions counting as zero.
@@ -28,13 +31,14 @@ scored.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tinywindow.config import ConsensusConfig
 from tinywindow.schema import SIGNALS, VOTES, validate
@@ -223,14 +227,22 @@ def decide(
     agents: Sequence[str],
     weights: Mapping[str, float],
     cfg: ConsensusConfig,
+    holders: Collection[str] = (),
 ) -> tuple[pa.Table, pd.DataFrame]:
     """SIGNALS at time ``at_ns`` for every symbol with a vote, from each agent's latest vote.
 
     ``agents`` are the agents expected to vote (an unknown agent's votes are ignored).
-    Returns the validated SIGNALS table and the valid votes that decided it (symbol, agent,
-    action, confidence), which the caller keeps to score agents once outcomes arrive.
+    Directional votes count with their ``directional_probability``: agents in ``holders``
+    (known to vote hold, i.e. to choose among three actions) or with a hold vote in
+    ``votes`` are uninformed at 1/3, the others at 1/2, so a three-action policy's 0.45 and a
+    two-action model's 0.59 weigh the same.  Returns the validated SIGNALS table and the valid
+    votes that decided it (symbol, agent, action, raw confidence), which the caller keeps to
+    score agents once outcomes arrive.
     """
     votes = validate(votes, VOTES, source="consensus")
+    holding = set(holders) | set(
+        votes.filter(pc.equal(votes.column("action"), 0)).column("agent").to_pylist()
+    )
     latest = latest_votes(votes, at_ns)
     agents = list(agents)
     if latest.empty:
@@ -252,8 +264,10 @@ def decide(
     status[gi, ai] = np.where(fresh, "ok", [f"stale {x:.0f}s" for x in age_s])
     valid = status == "ok"
     w = np.array([float(weights.get(name, 1.0)) for name in agents])
-    res = combine(a, c, valid, w, cfg)
-    reasons = [explain(res, g, agents, a, c, status, w, cfg) for g in range(len(symbols))]
+    u = np.array([1 / 3 if name in holding else 0.5 for name in agents])
+    c_dir = np.where(a != 0, directional_probability(c, u[None, :]), c)
+    res = combine(a, c_dir, valid, w, cfg)
+    reasons = [explain(res, g, agents, a, c_dir, status, w, cfg) for g in range(len(symbols))]
     table = pa.table(
         {
             "symbol": pa.array(symbols, pa.string()),

@@ -44,7 +44,8 @@ class ConsensusBook:
         self.agents = list(agents)
         self.on_commit = on_commit
         self.weights: dict[str, float] = {a: 1.0 for a in self.agents}
-        self.stats: dict[str, dict[str, float]] = {a: {"scored": 0, "hits": 0, "holds": 0} for a in self.agents}
+        self.stats: dict[str, dict[str, float]] = {a: {"scored": 0, "hits": 0} for a in self.agents}
+        self.holders: set[str] = set()  # agents seen voting hold: they choose among 3 actions
         self.votes: dict[tuple[str, str], list[VoteRow]] = {}
         # (symbol, ts) -> {"signal": [SIGNALS row values], "used": [[agent, action, conf]...],
         #                  "learned": True once its outcome scored the agents}
@@ -66,6 +67,8 @@ class ConsensusBook:
             for symbol, ts, agent, version, action, conf in p["rows"]:
                 rows = self.votes.setdefault((symbol, agent), [])
                 row = (int(ts), str(version), int(action), float(conf))
+                if row[2] == 0:
+                    self.holders.add(str(agent))
                 i = bisect.bisect_right([r[0] for r in rows], row[0])
                 if i and rows[i - 1][0] == row[0]:
                     rows[i - 1] = row  # a re-sent vote for the same ts replaces the old one
@@ -137,7 +140,7 @@ class ConsensusBook:
 
     def decide(self, at: int) -> pa.Table:
         """SIGNALS at ``at`` (ns) for every symbol with a vote (recorded decisions reused)."""
-        signals, used = decide(self._votes_table(), at, self.agents, self.weights, self.cfg)
+        signals, used = decide(self._votes_table(), at, self.agents, self.weights, self.cfg, self.holders)
         rows = signals.to_pylist()
         fresh = [r for r in rows if (r["symbol"], at) not in self.decisions]
         if fresh:
@@ -200,16 +203,13 @@ class ConsensusBook:
             rets.append(float(ret))
         if keys:
             w0 = np.array([self.weights[a] for a in self.agents])
-            holds = ((np.array(actions) == 0) & np.array(valid)).sum(axis=0)
-            total_holds = [self.stats[a].get("holds", 0) + int(holds[i]) for i, a in enumerate(self.agents)]
             # an agent that has voted hold chooses among three actions: uninformed at 1/3
-            uninformed = np.array([1 / 3 if h else 0.5 for h in total_holds])
+            uninformed = np.array([1 / 3 if a in self.holders else 0.5 for a in self.agents])
             w, hits, scored = update_weights(
                 w0, np.array(actions), np.array(confs), np.array(valid), np.array(rets), self.cfg, uninformed
             )
             stats = {
-                a: {"scored": self.stats[a]["scored"] + int(scored[i]), "hits": self.stats[a]["hits"] + int(hits[i]),
-                    "holds": total_holds[i]}
+                a: {"scored": self.stats[a]["scored"] + int(scored[i]), "hits": self.stats[a]["hits"] + int(hits[i])}
                 for i, a in enumerate(self.agents)
             }
             self._record("learned", {"weights": dict(zip(self.agents, map(float, w), strict=True)),
@@ -223,6 +223,7 @@ class ConsensusBook:
             "agents": self.agents,
             "weights": self.weights,
             "stats": self.stats,
+            "holders": sorted(self.holders),
             "votes": [[s, a, [list(r) for r in rows]] for (s, a), rows in sorted(self.votes.items())],
             "decisions": [[s, ts, d] for (s, ts), d in self.decisions.items()],
         }
@@ -232,5 +233,6 @@ class ConsensusBook:
             raise ValueError(f"checkpoint is for agents {d['agents']}, this consensus has {self.agents}")
         self.weights = {a: float(w) for a, w in d["weights"].items()}
         self.stats = {a: dict(s) for a, s in d["stats"].items()}
+        self.holders = set(d.get("holders", []))
         self.votes = {(s, a): [(int(r[0]), str(r[1]), int(r[2]), float(r[3])) for r in rows] for s, a, rows in d["votes"]}
         self.decisions = OrderedDict(((s, int(ts)), dict(dd)) for s, ts, dd in d["decisions"])

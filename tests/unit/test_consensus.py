@@ -240,3 +240,26 @@ def test_three_action_agents_are_scored_on_the_same_scale_as_two_action_agents()
     raw, _, _ = update_weights(np.ones(1), actions, confs, valid, truth, CFG)
     scaled, _, _ = update_weights(np.ones(1), actions, confs, valid, truth, CFG, np.array([1 / 3]))
     assert raw[0] < 1.0 < scaled[0]
+
+
+def test_decide_puts_three_action_and_two_action_agents_on_one_scale() -> None:
+    """Two three-action policies at 0.45 and a binary model at 0.6 all say BUY: as
+    directional forecasts (0.59, 0.59, 0.6) they clear a 0.55 threshold; raw they would not."""
+    ts = pa.array([1_000, 1_000, 1_000, 900], pa.int64()).cast(pa.timestamp("ns", tz="UTC"))
+    votes = pa.table({
+        "symbol": ["A", "A", "A", "B"],
+        "ts": ts,
+        "agent": ["lstm", "transformer", "xgboost", "lstm"],
+        "model_version": ["v1"] * 4,
+        "action": pa.array([1, 1, 1, 0], pa.int8()),  # lstm's hold on B marks it three-action
+        "confidence": pa.array([0.45, 0.45, 0.6, 0.5], pa.float32()),
+    })
+    agents = ["lstm", "transformer", "xgboost"]
+    cfg = ConsensusConfig(threshold=0.55, quorum=2)
+    signals, _ = decide(votes, 1_000, agents, {}, cfg, holders={"transformer"})
+    a = signals.filter(pa.compute.equal(signals.column("symbol").cast(pa.string()), "A"))
+    assert a.column("action").to_pylist() == [1]
+    assert a.column("confidence")[0].as_py() > 0.55
+    raw, _ = decide(votes.set_column(4, "action", pa.array([1, 1, 1, 1], pa.int8())), 1_000, agents, {}, cfg)
+    a_raw = raw.filter(pa.compute.equal(raw.column("symbol").cast(pa.string()), "A"))
+    assert a_raw.column("action").to_pylist() == [0]  # nobody known to hold: raw 0.5 < 0.55
