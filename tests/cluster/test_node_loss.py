@@ -4,7 +4,6 @@ history from the encrypted segments (shared storage)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from actors.data_source import remote_data_source
 from tinywindow.config import Config
 from tinywindow.crypto.keystore import KeyStore
+from tests.raytools import COLD_START_S, poll, retry_once
 from tinywindow.data.persist import EncryptedSink
 
 PASSPHRASE = "node loss test passphrase"
@@ -30,32 +30,36 @@ class Slot:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
+    """A one-node ``Cluster`` (nodes are added by the test), its head started with a cold-start
+    deadline and retried once; shut down whatever state it reached."""
     if ray.is_initialized():
         ray.shutdown()
-    c = Cluster(initialize_head=True,
-                head_node_args={"num_cpus": 1, "resources": {"data": 1}, "include_dashboard": False})
-    ray.init(address=c.address, logging_level="WARNING", log_to_driver=False)
-    try:
-        yield c
-    finally:
-        ray.shutdown()
+    c = Cluster(initialize_head=False)
+
+    def start_head() -> None:
+        c.add_node(num_cpus=1, resources={"data": 1}, include_dashboard=False)
+        c.wait_for_nodes(timeout=COLD_START_S)
+        ray.init(address=c.address, logging_level="WARNING", log_to_driver=False)
+
+    def reset() -> None:
+        if ray.is_initialized():
+            ray.shutdown()
         c.shutdown()
 
+    try:
+        retry_once(start_head, "the Cluster head node", cleanup=reset)
+        yield c
+    finally:
+        reset()
 
-def _poll(fn: Any, ok: Any, timeout_s: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = fn()
-        if ok(value):
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"condition not met; last value {value!r}")
-        time.sleep(0.1)
+
+def _poll(fn: Any, ok: Any, timeout_s: float = COLD_START_S) -> Any:
+    return poll(fn, ok, timeout_s, "node-loss test condition", every_s=0.1)
 
 
 def test_data_actor_survives_the_loss_of_its_node(cluster: Cluster, tmp_path: Path) -> None:
     worker = cluster.add_node(num_cpus=1, resources={"data": 1})
-    cluster.wait_for_nodes()
+    cluster.wait_for_nodes(timeout=COLD_START_S)
     _poll(lambda: ray.available_resources().get("data", 0), lambda n: n >= 2)  # both schedulable
     # hold the head's "data" slot so the actor starts on the worker; released right after
     placeholder = Slot.options(

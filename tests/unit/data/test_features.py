@@ -64,9 +64,12 @@ def test_ragged_interleaved_input_matches_per_symbol_computation() -> None:
 
 def test_blocking_changes_nothing() -> None:
     bars = generate(37, 90, seed=5)
-    np.testing.assert_array_equal(
+    # blocks of 5 and of 64 symbols are different array shapes, so numpy may take different SIMD
+    # paths: equal within float32 precision, and NaN exactly where NaN
+    np.testing.assert_allclose(
         F.compute(bars, block=5).drop(["symbol", "ts"]).to_pandas().to_numpy(),
         F.compute(bars, block=64).drop(["symbol", "ts"]).to_pandas().to_numpy(),
+        rtol=1e-5, atol=1e-6,
     )
 
 
