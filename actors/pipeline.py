@@ -11,7 +11,7 @@ prints them.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tinywindow.config import Config, SourceConfig
+from tinywindow.data.base import select
 from tinywindow.data.features import complete_mask
 from tinywindow.data.persist import EncryptedSink
 from tinywindow.log import get_logger
@@ -53,7 +54,11 @@ class DataStage:
     seconds: float = 0.0
 
 
-def start_data(cfg: Config, sources: Sequence[SourceConfig] | None = None) -> DataStage:
+def start_data(
+    cfg: Config, sources: Sequence[SourceConfig] | None = None, actor_options: Mapping[str, Any] | None = None
+) -> DataStage:
+    """``actor_options``: extra Ray options for every actor (e.g. a ``runtime_env`` carrying
+    the keystore passphrase on a cluster whose nodes do not have it in their environment)."""
     import ray
 
     from actors.data_source import remote_data_source
@@ -62,7 +67,7 @@ def start_data(cfg: Config, sources: Sequence[SourceConfig] | None = None) -> Da
     t0 = time.perf_counter()
     sink = EncryptedSink.from_config(cfg) if cfg.data.persist else None
     for scfg in sources or cfg.data.sources:
-        stage.actors[scfg.name] = remote_data_source().remote(scfg, cfg.data, sink)
+        stage.actors[scfg.name] = remote_data_source(**dict(actor_options or {})).remote(scfg, cfg.data, sink)
     ray.get([a.load.remote() for a in stage.actors.values()])
     ray.get([a.flush.remote() for a in stage.actors.values()])
     # features through the object store: each source's FEATURES table is put once
@@ -111,6 +116,7 @@ def start_agents(
     budget: dict[str, dict[str, Any]],
     agents: Sequence[str] = AGENTS,
     auto_retrain: Sequence[str] = ("xgboost",),
+    actor_options: Mapping[str, Any] | None = None,
 ) -> AgentStage:
     """One AgentActor per agent, trained in parallel on ``features`` (one object-store copy)."""
     import ray
@@ -120,7 +126,7 @@ def start_agents(
     t0 = time.perf_counter()
     doc = cfg.model_dump(mode="json", exclude={"serving": {"token"}})
     actors = {
-        a: remote_agent(num_cpus=cfg.agents.num_cpus).remote(
+        a: remote_agent(num_cpus=cfg.agents.num_cpus, **dict(actor_options or {})).remote(
             a, doc, auto_retrain=a in auto_retrain, overrides=budget.get(a, {})
         )
         for a in agents
@@ -149,6 +155,8 @@ class TradingReport:
     journal: dict[str, Any]
     seconds: float
     retrains: dict[str, Any] = field(default_factory=dict)
+    consensus: Any = None  # the actor handles, for the caller to inspect or stop
+    portfolio: Any = None
 
 
 def _group_by_ts(table: pa.Table) -> dict[int, pa.Table]:
@@ -172,6 +180,7 @@ def run_trading(
     end: str,
     period_bars: int = 63,
     say: Say = _quiet,
+    actor_options: Mapping[str, Any] | None = None,
 ) -> TradingReport:
     """Trade ``sources`` from ``start`` to ``end`` bar by bar through the whole actor graph.
 
@@ -188,15 +197,15 @@ def run_trading(
     t0 = time.perf_counter()
     doc = cfg.model_dump(mode="json", exclude={"serving": {"token"}})
     names = list(agents.actors)
-    consensus = remote_consensus(num_cpus=cfg.consensus.num_cpus).remote(doc, names)
-    portfolio = remote_portfolio(num_cpus=0.05).remote(doc)
+    opts = dict(actor_options or {})
+    consensus = remote_consensus(num_cpus=cfg.consensus.num_cpus, **opts).remote(doc, names)
+    portfolio = remote_portfolio(num_cpus=0.05, **opts).remote(doc)
     bars = bars_of(data, sources, start, end)
     by_ts = _group_by_ts(bars)
     times = sorted(by_ts)
-    # features from well before ``start`` so every bar of the period has a full window
-    lead = np.datetime64(start) - np.timedelta64(180, "D")
-    feats = features_of(data, sources, str(lead), end)
-    feats_ref = ray.put(feats)
+    # each period's features start this far back, so its first bar has a full window
+    lead_ns = int(np.timedelta64(180, "D") / np.timedelta64(1, "ns"))
+    feats = features_of(data, sources, str(np.datetime64(start) - np.timedelta64(180, "D")), end)
 
     equity: list[float] = []
     versions_by_period: list[tuple[str, dict[str, list[str]]]] = []
@@ -206,12 +215,12 @@ def run_trading(
     for p0 in range(0, len(times), period_bars):
         period = times[p0 : p0 + period_bars]
         lo, hi = period[0], period[-1] + 1
-        all_votes = ray.get([agents.actors[a].predict.remote(feats_ref) for a in names])
-        votes = pa.concat_tables([
-            v.filter(pc.and_(pc.greater_equal(v.column("ts").cast(pa.int64()), lo),
-                             pc.less(v.column("ts").cast(pa.int64()), hi)))
-            for v in all_votes
-        ])
+        period_ref = ray.put(select(feats, None, lo - lead_ns, hi))  # one copy, read by every agent
+        all_votes = [
+            v.filter(pc.greater_equal(v.column("ts").cast(pa.int64()), lo))
+            for v in ray.get([agents.actors[a].predict.remote(period_ref) for a in names])
+        ]
+        votes = pa.concat_tables(all_votes)
         used = {a: sorted(set(v.column("model_version").to_pylist())) for a, v in zip(names, all_votes, strict=True)}
         label = str(np.datetime64(lo, "ns").astype("datetime64[D]"))
         versions_by_period.append((label, used))
@@ -255,6 +264,8 @@ def run_trading(
         journal=ray.get(portfolio.verify_journal.remote()),
         seconds=time.perf_counter() - t0,
         retrains=retrains,
+        consensus=consensus,
+        portfolio=portfolio,
     )
     return report
 
