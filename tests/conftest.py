@@ -51,6 +51,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(mark)
 
 
+@pytest.fixture()
+def seed(request: pytest.FixtureRequest) -> int:
+    """The seed of a test whose outcome depends on the luck of a training run: ``TW_TEST_SEED``
+    (0 by default), plus the repetition number under ``pytest --count N`` (pytest-repeat), so
+    repeating such a test measures its margin over N seeds, not one seed N times."""
+    base = int(os.environ.get("TW_TEST_SEED", "0"))
+    callspec = getattr(request.node, "callspec", None)
+    step = callspec.params.get("__pytest_repeat_step_number", 0) if callspec is not None else 0
+    return base + int(step)
+
+
 def _start_local_ray() -> None:
     """``ray.init("local")`` with one retry: a cold first start (bytecode compiling, cold page
     cache, a busy core) has taken over a minute before the GCS came up."""

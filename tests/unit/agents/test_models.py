@@ -120,11 +120,11 @@ def _split(table: pa.Table, train_bars: int = 300) -> tuple[list, wf.Split]:
     return series, wf.Split(int(ts[train_bars]), int(ts[train_bars + WINDOW]), int(ts[-1]) + 1)
 
 
-def test_xgboost_learns_a_planted_signal_out_of_sample(planted: pa.Table) -> None:
+def test_xgboost_learns_a_planted_signal_out_of_sample(planted: pa.Table, seed: int) -> None:
     series, split = _split(planted)
     train = wf.training_part(series, split)
     norm = fit_normalizer(train, NAMES)
-    predictor, stats = train_xgb(train, norm, WINDOW, XGBParams(rounds=30), seed=0)
+    predictor, stats = train_xgb(train, norm, WINDOW, XGBParams(rounds=30), seed=seed)
     vset = wf.ValidationSet.build(series, split, WINDOW)
     scores = vset.evaluate(predictor, cost=0.0005)
     assert scores[wf.ALL].hit_rate > 0.95
