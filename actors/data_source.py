@@ -29,7 +29,7 @@ from tinywindow.data import features as feats
 from tinywindow.data.base import DataSource, TimeLike, select, to_utc_ns
 from tinywindow.data.cache import TableCache
 from tinywindow.data.history import BarHistory, tail_indices
-from tinywindow.data.persist import SegmentSink, SegmentWriter, segment_name
+from tinywindow.data.persist import SegmentSink, SegmentWriter, read_segment, segment_name
 from tinywindow.data.sources import build_source
 from tinywindow.errors import DataError, TinyWindowError
 from tinywindow.log import get_logger
@@ -85,7 +85,7 @@ class DataSourceActor:
             return report
         for name in sink.list(f"{self.name}/bars-"):
             try:
-                table = validate(sink.read(name), BARS, source=f"{self.name}:{name}")
+                table = validate(read_segment(sink, name), BARS, source=f"{self.name}:{name}")
             except TinyWindowError as exc:
                 report["refused"].append({"segment": name, "error": f"{type(exc).__name__}: {exc}"})
                 self.log.error("refused persisted segment %s: %s", name, exc)

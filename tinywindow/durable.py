@@ -4,7 +4,7 @@ A ``DurableState`` wraps an object with ``snapshot() -> dict``, ``restore(dict)`
 ``apply(kind, payload)``.  ``start()`` is the only way to come up, first start and restart
 alike: load the latest checkpoint (an encrypted, signed one-row Arrow segment holding the
 state as JSON and the journal head it covers), refuse a journal that is behind it (a
-rollback), then ``apply`` every journal record after it.  ``commit(events)`` appends a
+rollback) or whose record at that seq is another one (a replaced journal), then ``apply`` every journal record after it.  ``commit(events)`` appends a
 call's events to the journal as one signed batch (all or nothing after a crash) and writes
 a new checkpoint every ``checkpoint_every`` records.
 
@@ -102,11 +102,16 @@ class DurableState:
         if self.segment in self.store.list("checkpoints/"):
             row = self.store.read(self.segment).to_pylist()[0]
             cp_seq = int(row["seq"])
-            head_seq, head_hash = self.journal.head()
-            if cp_seq > head_seq or (cp_seq == head_seq and row["hash"] != head_hash):
+            head_seq, _ = self.journal.head()
+            if cp_seq > head_seq:
                 raise IntegrityError(
                     f"{self.name}: checkpoint covers journal seq {cp_seq} but the journal ends at "
                     f"{head_seq}: the journal was rolled back or replaced"
+                )
+            if cp_seq >= 0 and self.journal.hash_at(cp_seq) != row["hash"]:
+                raise IntegrityError(
+                    f"{self.name}: journal record {cp_seq} is not the one the checkpoint covers: "
+                    "the journal was replaced"
                 )
             self.target.restore(json.loads(row["state"]))
         replayed = 0

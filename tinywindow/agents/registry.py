@@ -15,8 +15,11 @@ the config and parameters, the metrics and the parent version.
 
 ``load`` copies the version's files into a private temporary folder, verifies the copy
 (``crypto.manifest.verify_dir``) and builds the predictor from that same copy: what was
-verified is what is loaded.  A changed, added or removed file, a missing manifest or a bad
-signature raises ``IntegrityError``; nothing is unpickled from the registry at all.
+verified is what is loaded.  A changed, added or removed file, a missing, garbled or non-UTF-8
+manifest or a bad signature raises ``IntegrityError``; nothing is unpickled from the registry
+at all.  Anything else named like a version (a stray file ``v0007``, a symlink, an empty
+folder) is listed with a status saying so, skipped by ``latest`` and refused by ``load`` with
+a ``ModelError`` naming its path: never a raw traceback.
 """
 
 from __future__ import annotations
@@ -130,7 +133,7 @@ class ModelRegistry:
 
     def _claim(self, base: Path) -> str:
         """The next free version number, claimed by an atomic mkdir (safe across processes)."""
-        number = max((n for n in self._numbers(base)), default=0) + 1
+        number = max((n for n, _ in self._entries(base)), default=0) + 1
         while True:
             name = version_name(number)
             try:
@@ -141,10 +144,30 @@ class ModelRegistry:
 
     # ------------------------------------------------------------------ reading
     @staticmethod
-    def _numbers(base: Path) -> list[int]:
-        if not base.is_dir():
-            return []
-        return sorted(int(m.group(1)) for p in base.iterdir() if (m := _VERSION.match(p.name)))
+    def _entries(base: Path) -> list[tuple[int, Path]]:
+        """Everything under ``base`` named like a version, by number then name (may include
+        stray files: callers check with ``_problem``)."""
+        try:
+            if not base.is_dir():
+                return []
+            found = [(int(m.group(1)), p) for p in base.iterdir() if (m := _VERSION.match(p.name))]
+        except OSError as exc:
+            raise ModelError(f"cannot list model versions in {base}: {exc.strerror or exc}") from None
+        return sorted(found, key=lambda item: (item[0], item[1].name))
+
+    @staticmethod
+    def _problem(path: Path) -> str | None:
+        """Why ``path`` is not a complete version folder ("incomplete" for an empty one), or None."""
+        try:
+            if path.is_symlink():
+                return f"refused: {path} is a symlink, not a version folder"
+            if not path.is_dir():
+                return f"refused: {path} is not a version folder (a stray file)"
+            if not any(path.iterdir()):
+                return "incomplete"
+        except OSError as exc:
+            return f"refused: {path} cannot be read ({exc.strerror or exc})"
+        return None
 
     def agents(self) -> list[str]:
         if not self.root.is_dir():
@@ -152,28 +175,27 @@ class ModelRegistry:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
     def versions(self, agent: str) -> list[VersionInfo]:
-        """Every version of ``agent``, oldest first, each verified."""
+        """Every version of ``agent``, oldest first, each verified; anything else named like a
+        version is listed with a status that says what it is."""
         base = self.root / check_agent(agent)
         out = []
-        for number in self._numbers(base):
-            name = version_name(number)
-            path = base / name
-            if not any(path.iterdir()):
-                out.append(VersionInfo(agent, name, "incomplete"))
+        for _, path in self._entries(base):
+            problem = self._problem(path)
+            if problem is not None:
+                out.append(VersionInfo(agent, path.name, problem))
                 continue
             try:
-                out.append(VersionInfo(agent, name, "ok", self._verify(path, agent, name)))
+                out.append(VersionInfo(agent, path.name, "ok", self._verify(path, agent, path.name)))
             except TinyWindowError as exc:
-                out.append(VersionInfo(agent, name, f"refused: {exc}"))
+                out.append(VersionInfo(agent, path.name, f"refused: {exc}"))
         return out
 
     def latest(self, agent: str) -> str | None:
-        """The newest complete version (verified when loaded, not here)."""
+        """The newest complete version folder (verified when loaded, not here)."""
         base = self.root / check_agent(agent)
-        for number in reversed(self._numbers(base)):
-            name = version_name(number)
-            if any((base / name).iterdir()):
-                return name
+        for _, path in reversed(self._entries(base)):
+            if self._problem(path) is None:
+                return path.name
         return None
 
     def metadata(self, agent: str, version: str | None = None) -> dict[str, Any]:
@@ -189,12 +211,17 @@ class ModelRegistry:
             copy = Path(tmp) / name
             try:
                 shutil.copytree(source, copy, symlinks=True)
-            except OSError as exc:
-                raise ModelError(f"cannot read model {agent} {name}: {exc}") from None
-            meta = self._verify(copy, agent, name)
-            predictor = load_dir(copy, name)
+            except (OSError, shutil.Error) as exc:
+                raise ModelError(f"cannot read model {agent} {name} at {source}: {exc}") from None
+            meta = self._verify(copy, agent, name, shown=source)
+            try:
+                predictor = load_dir(copy, name)
+            except TinyWindowError:
+                raise
+            except (KeyError, TypeError, ValueError, OSError) as exc:
+                raise ModelError(f"model {agent} {name} at {source} cannot be loaded: {exc!r}") from None
         if predictor.agent != agent or meta.get("kind") != predictor.kind:
-            raise IntegrityError(f"model {agent} {name}: signed metadata does not match its files")
+            raise IntegrityError(f"model {agent} {name} at {source}: signed metadata does not match its files")
         return predictor
 
     def _resolve(self, agent: str, version: str | None) -> str:
@@ -202,21 +229,31 @@ class ModelRegistry:
         name = version or self.latest(agent)
         if name is None:
             raise ModelError(f"no trained version of agent {agent!r} in {self.root} (run 'tinywindow agents train')")
-        if not _VERSION.match(name) or not (self.root / agent / name).is_dir():
+        path = self.root / agent / name
+        if not _VERSION.match(name) or not os.path.lexists(path):
             raise ModelError(f"agent {agent!r} has no version {name!r} in {self.root}")
+        problem = self._problem(path)
+        if problem == "incomplete":
+            raise ModelError(f"model {agent} {name} at {path} is incomplete (an empty version folder)")
+        if problem is not None:
+            raise ModelError(f"model {agent} {name}: {problem.removeprefix('refused: ')}")
         return name
 
-    def _verify(self, path: Path, agent: str, name: str) -> dict[str, Any]:
-        if not (path / MANIFEST).exists():
-            raise IntegrityError(f"model {agent} {name} is not signed (no {MANIFEST}); refusing to load it")
+    def _verify(self, path: Path, agent: str, name: str, shown: Path | None = None) -> dict[str, Any]:
+        """The signed metadata of the version folder ``path`` (``shown``: the path to name in
+        errors when ``path`` is a private copy)."""
+        where = shown or path
+        if not (path / MANIFEST).is_file():
+            raise IntegrityError(f"model {agent} {name} at {where} is not signed (no {MANIFEST}); refusing to load it")
         try:
             meta = verify_dir(path, self.keys)
         except IntegrityError as exc:
-            raise IntegrityError(f"model {agent} {name} failed verification, refusing to load it: {exc}") from None
+            text = str(exc).replace(str(path), str(where))
+            raise IntegrityError(f"model {agent} {name} failed verification, refusing to load it: {text}") from None
         if meta.get("agent") != agent or meta.get("version") != name:
             raise IntegrityError(
-                f"model {agent} {name}: manifest is signed for {meta.get('agent')} {meta.get('version')} "
-                "(a version folder was moved or copied)"
+                f"model {agent} {name} at {where}: manifest is signed for {meta.get('agent')} "
+                f"{meta.get('version')} (a version folder was moved or copied)"
             )
         return meta
 

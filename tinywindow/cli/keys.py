@@ -11,7 +11,6 @@ import getpass
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from tinywindow.config import Config
@@ -72,10 +71,11 @@ def cmd_rotate(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_list(args: argparse.Namespace, cfg: Config) -> int:
     from tinywindow.crypto import KeyStore
+    from tinywindow.crypto.keystore import read_index
 
     directory = _directory(args, cfg)
     ring = KeyStore.public_ring(directory)  # listing needs no passphrase
-    index = json.loads((Path(directory) / "keystore.json").read_text())
+    index = read_index(directory)
     active = index.get("active")
     rows = [{"key_id": k, "active": k == active} for k in index.get("keys", []) if k in ring.ids()]
     if args.json:

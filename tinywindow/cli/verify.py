@@ -1,42 +1,135 @@
 """``tinywindow verify PATH...``: check journals, signed folders and encrypted segments.
 
 Needs public keys only: ``--public-keys FILE`` (from ``keys export-public``) or the keystore
-folder's public halves (no passphrase).  Prints one line per path and exits 1 when any is
-bad, naming the first bad record of a journal.
+folder's public halves (no passphrase).  What a path is comes from its bytes, not its name:
+
+* a folder (or its ``MANIFEST.tw.json``): every file against the signed manifest;
+* ``TWEV...`` (or a non-empty ``*.twseg``): an encrypted segment.  Its label must be the
+  path's name under the store (a segment copied or renamed is refused) and every byte is
+  checked: a format-2 segment signs a digest of its ciphertext; a format-1 segment is
+  decrypted to check its GCM tag, which needs the passphrase (``crypto.passphrase_env``).
+  With the passphrase set, segments are also decrypted and a content-addressed name is
+  checked against the bars it holds;
+* ``<len>TWJR...`` (or any ``*.twj``, or a file with a ``.head`` beside it): a journal,
+  audited exactly as ``Journal`` does on open (chain, every signature, head; a torn final
+  write is reported, never repaired here);
+* anything else (a device, a FIFO, an empty or foreign file) is refused without reading it.
+
+Prints one line per path and exits 1 when any is bad, naming the first bad record of a journal.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tinywindow.config import Config
-from tinywindow.errors import IntegrityError, KeyStoreError
+from tinywindow.errors import IntegrityError, KeyStoreError, TinyWindowError
+
+UNKNOWN = "not a TinyWindow journal/segment/manifest"
+PrivateKeys = Callable[[], Any]
 
 
-def check_path(path: Path, keys: Any) -> tuple[bool, str]:
-    """``(ok, one-line verdict)`` for a journal file, a signed folder or a ``.twseg`` segment."""
-    from tinywindow.crypto.envelope import verify_signature
-    from tinywindow.crypto.journal import Journal
+def _check_folder(path: Path, keys: Any) -> str:
     from tinywindow.crypto.manifest import MANIFEST, verify_dir
+
+    if not (path / MANIFEST).exists():
+        raise IntegrityError(f"{UNKNOWN} (a folder without {MANIFEST})")
+    metadata = verify_dir(path, keys)
+    return f"OK, signed folder (metadata keys: {', '.join(sorted(metadata)) or '-'})"
+
+
+def _check_segment(path: Path, keys: Any, private: PrivateKeys | None) -> str:
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    from tinywindow.crypto.envelope import open_envelope, parse_header, verify_envelope
+    from tinywindow.crypto.fsutil import read_regular
     from tinywindow.crypto.store import SUFFIX
+    from tinywindow.data.persist import check_segment_name
+
+    blob = read_regular(path)
+    label = parse_header(blob).label
+    where = path.resolve().as_posix()
+    if not where.endswith(f"/{label}{SUFFIX}"):
+        raise IntegrityError(
+            f"segment is labelled {label!r} but stored as {path.name!r} (copied or renamed; "
+            f"expected a path ending in {label}{SUFFIX})"
+        )
+    keystore = private() if private is not None else None
+    header = verify_envelope(blob, keystore if keystore is not None else keys, label=label)
+    checked = "signature, label and ciphertext digest" if header.version >= 2 else "signature, label and GCM tag"
+    if keystore is not None:
+        try:
+            table = ipc.open_stream(open_envelope(blob, keystore, label=label)).read_all()
+        except (pa.ArrowInvalid, pa.ArrowIOError) as exc:
+            raise IntegrityError(f"segment decrypts to invalid Arrow IPC: {exc}") from None
+        check_segment_name(label, table)
+        checked += f", decrypted ({table.num_rows} rows)"
+    return f"OK, segment {label!r} (format {header.version}) signed by {header.signer.hex()}: {checked}"
+
+
+def _check_journal(path: Path, keys: Any) -> tuple[bool, str]:
+    from tinywindow.crypto.journal import Journal
+
+    report = Journal.verify_file(path, keys)
+    text = report.describe()
+    return report.ok, text.removeprefix(f"{path}: ")
+
+
+def check_path(path: Path, keys: Any, private: PrivateKeys | None = None) -> tuple[bool, str]:
+    """``(ok, one-line verdict)`` for a journal, a signed folder or an encrypted segment.
+    ``private`` (optional) returns the unlocked keystore for checks that need to decrypt."""
+    from tinywindow.crypto.fsutil import read_regular
+    from tinywindow.crypto.manifest import MANIFEST
 
     try:
         if path.is_dir():
-            if not (path / MANIFEST).exists():
-                raise IntegrityError(f"{path} is not signed (no {MANIFEST})")
-            metadata = verify_dir(path, keys)
-            return True, f"{path}: OK, signed folder (metadata keys: {', '.join(sorted(metadata)) or '-'})"
-        if not path.exists():
+            return True, f"{path}: {_check_folder(path, keys)}"
+        if path.name == MANIFEST and path.is_file():
+            return True, f"{path}: {_check_folder(path.parent, keys)}"
+        if not os.path.lexists(path):
             return False, f"{path}: BAD: no such file or folder"
-        if path.suffix == SUFFIX:
-            header = verify_signature(path.read_bytes(), keys)
-            return True, f"{path}: OK, segment {header.label!r} signed by {header.signer.hex()} (ciphertext bound by its GCM tag)"
-        report = Journal.verify_file(path, keys)
-        return report.ok, report.describe()
-    except (IntegrityError, KeyStoreError) as exc:
+        try:
+            start = read_regular(path, limit=8)
+        except IntegrityError:
+            raise IntegrityError(f"{UNKNOWN} (not a regular file: a device, FIFO or socket)") from None
+        from tinywindow.crypto.store import SUFFIX
+
+        named_journal = path.suffix == ".twj" or path.with_name(path.name + ".head").exists()
+        if start[:4] == b"TWEV" or (start and path.suffix == SUFFIX):  # a damaged magic is reported
+            return True, f"{path}: {_check_segment(path, keys, private)}"
+        if start[4:8] == b"TWJR" or named_journal:
+            ok, line = _check_journal(path, keys)
+            return ok, f"{path}: {line}"
+        raise IntegrityError(UNKNOWN + (" (empty file)" if not start else ""))
+    except (TinyWindowError, OSError, ValueError) as exc:
+        if isinstance(exc, OSError):
+            return False, f"{path}: BAD: cannot read it ({exc.strerror or exc})"
         return False, f"{path}: BAD: {exc}"
+
+
+def _private_keys(args: argparse.Namespace, cfg: Config) -> PrivateKeys | None:
+    """The unlocked keystore, opened on first use, when the passphrase env var is set."""
+    if not os.environ.get(cfg.crypto.passphrase_env):
+        return None
+    cache: list[Any] = []
+
+    def unlock() -> Any:
+        if not cache:
+            from tinywindow.crypto import KeyStore, get_backend, keystore_dir, passphrase_from_env
+
+            try:
+                cache.append(KeyStore.open(args.keystore or keystore_dir(cfg), passphrase_from_env(cfg),
+                                           backend=get_backend(cfg.crypto.backend)))
+            except KeyStoreError:
+                cache.append(None)  # no usable keystore here: public-key checks only
+        return cache[0]
+
+    return unlock
 
 
 def cmd_verify(args: argparse.Namespace, cfg: Config) -> int:
@@ -46,9 +139,10 @@ def cmd_verify(args: argparse.Namespace, cfg: Config) -> int:
         keys: Any = PublicKeyRing.load(args.public_keys)
     else:
         keys = KeyStore.public_ring(args.keystore or keystore_dir(cfg))
+    private = _private_keys(args, cfg)
     bad = 0
     for name in args.paths:
-        ok, line = check_path(Path(name), keys)
+        ok, line = check_path(Path(name), keys, private)
         print(line)
         bad += not ok
     return 1 if bad else 0

@@ -1,4 +1,4 @@
-"""The encrypted, signed envelope (format v1; byte-by-byte in ``docs/crypto-format.md``).
+"""The encrypted, signed envelope (format v2, reads v1; byte-by-byte in ``docs/crypto-format.md``).
 
 ::
 
@@ -8,8 +8,13 @@
       | KEM block (hybrid: X25519 ephemeral public key 32 || ML-KEM-768 ciphertext 1088)
       | nonce (12)
     ciphertext (AES-256-GCM, same length as the plaintext) | GCM tag (16)
-    ML-DSA-65 signature (3309) over header || u64 BE ciphertext length || tag,
-      context "tinywindow/envelope/v1"
+    ML-DSA-65 signature (3309) over
+      v2: header || u64 BE ciphertext length || tag || SHA-256(ciphertext), context "tinywindow/envelope/v2"
+      v1: header || u64 BE ciphertext length || tag,                        context "tinywindow/envelope/v1"
+
+Version 2 (written since issue 10) signs a digest of the ciphertext, so a verifier holding only
+public keys checks every byte (``verify_envelope``).  Version 1 is still read; its ciphertext can
+only be checked by decrypting (the GCM tag), so ``verify_envelope`` needs the private keys for it.
 
 The data key is ``HKDF-SHA256(ikm = ss_mlkem [|| ss_x25519], salt = none, info = "tinywindow/
 envelope/v1/dek" || header[0:8] || recipient key id || KEM block)``: the hybrid stays safe while
@@ -21,10 +26,11 @@ keystore raises ``KeyStoreError``.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import pyarrow as pa
 from cryptography.exceptions import InvalidTag
@@ -50,7 +56,8 @@ from tinywindow.crypto.keys import (
 from tinywindow.errors import IntegrityError, KeyStoreError
 
 MAGIC = b"TWEV"
-VERSION = 1
+VERSION = 2  # written
+VERSIONS = (1, 2)  # read
 KEM_MLKEM768 = 1
 KEM_HYBRID = 2
 AEAD_AES256GCM = 1
@@ -60,7 +67,8 @@ KEM_BLOCK = {KEM_MLKEM768: MLKEM768_CIPHERTEXT_BYTES, KEM_HYBRID: X25519_BYTES +
 NONCE_BYTES = 12
 TAG_BYTES = 16
 MAX_LABEL = 1024
-SIG_CONTEXT = b"tinywindow/envelope/v1"
+SIG_CONTEXT = b"tinywindow/envelope/v2"
+SIG_CONTEXT_V1 = b"tinywindow/envelope/v1"
 DEK_INFO = b"tinywindow/envelope/v1/dek"
 _FIXED = struct.Struct(">4sBBBB16s16sH")  # 42 bytes, up to the label
 _CHUNK = 1 << 20
@@ -71,6 +79,7 @@ class Header:
     """A parsed header; ``raw`` is its exact bytes (the AAD and the start of the signed data)."""
 
     kem_id: int
+    version: int
     recipient: bytes
     signer: bytes
     label: str
@@ -79,11 +88,15 @@ class Header:
     raw: bytes
 
 
-def build_header(kem_id: int, recipient: bytes, signer: bytes, label: str, kem_block: bytes, nonce: bytes) -> bytes:
+def build_header(
+    kem_id: int, recipient: bytes, signer: bytes, label: str, kem_block: bytes, nonce: bytes, version: int = VERSION
+) -> bytes:
     label_bytes = label.encode("utf-8")
     if len(label_bytes) > MAX_LABEL:
         raise ValueError(f"envelope label longer than {MAX_LABEL} bytes")
-    fixed = _FIXED.pack(MAGIC, VERSION, kem_id, AEAD_AES256GCM, SIG_MLDSA65, recipient, signer, len(label_bytes))
+    if version not in VERSIONS:
+        raise ValueError(f"unknown envelope version {version}")
+    fixed = _FIXED.pack(MAGIC, version, kem_id, AEAD_AES256GCM, SIG_MLDSA65, recipient, signer, len(label_bytes))
     return fixed + label_bytes + kem_block + nonce
 
 
@@ -95,7 +108,7 @@ def parse_header(blob: Any) -> Header:
     magic, version, kem_id, aead_id, sig_id, recipient, signer, label_len = _FIXED.unpack_from(view, 0)
     if magic != MAGIC:
         raise IntegrityError("not a TinyWindow envelope (bad magic)")
-    if version != VERSION:
+    if version not in VERSIONS:
         raise IntegrityError(f"unsupported envelope version {version}")
     if kem_id not in KEM_BLOCK or aead_id != AEAD_AES256GCM or sig_id != SIG_MLDSA65:
         raise IntegrityError(f"unknown algorithm ids kem={kem_id} aead={aead_id} sig={sig_id}")
@@ -113,11 +126,17 @@ def parse_header(blob: Any) -> Header:
     kem_block = bytes(view[pos : pos + KEM_BLOCK[kem_id]])
     pos += KEM_BLOCK[kem_id]
     nonce = bytes(view[pos:end])
-    return Header(kem_id, recipient, signer, label, kem_block, nonce, bytes(view[:end]))
+    return Header(kem_id, version, recipient, signer, label, kem_block, nonce, bytes(view[:end]))
 
 
-def _signed_message(header: bytes, ciphertext_len: int, tag: bytes) -> bytes:
-    return header + struct.pack(">Q", ciphertext_len) + tag
+def _signed_message(header: bytes, ciphertext_len: int, tag: bytes, ciphertext_digest: bytes | None) -> bytes:
+    """What the signature covers: v2 adds SHA-256 of the ciphertext (``ciphertext_digest``)."""
+    message = header + struct.pack(">Q", ciphertext_len) + tag
+    return message if ciphertext_digest is None else message + ciphertext_digest
+
+
+def _context(version: int) -> bytes:
+    return SIG_CONTEXT_V1 if version == 1 else SIG_CONTEXT
 
 
 def _dek(kem_id: int, header: bytes, recipient: bytes, kem_block: bytes, secrets: bytes) -> bytes:
@@ -165,13 +184,16 @@ class EnvelopeWriter:
         label: str = "",
         kem: str = "hybrid",
         backend: Backend | None = None,
+        version: int = VERSION,
     ) -> None:
         if kem not in KEM_IDS:
             raise ValueError(f"unknown KEM {kem!r} (allowed: {', '.join(KEM_IDS)})")
         kem_id = KEM_IDS[kem]
         kem_block, secrets = _encapsulate(kem_id, recipient, backend or get_backend())
         nonce = os.urandom(NONCE_BYTES)
-        self._header = build_header(kem_id, recipient.key_id, signer.key_id, label, kem_block, nonce)
+        self._header = build_header(kem_id, recipient.key_id, signer.key_id, label, kem_block, nonce, version)
+        self._version = version
+        self._digest = hashlib.sha256()
         dek = _dek(kem_id, self._header, recipient.key_id, kem_block, secrets)
         self._enc = Cipher(algorithms.AES(dek), modes.GCM(nonce)).encryptor()
         self._enc.authenticate_additional_data(self._header)
@@ -187,6 +209,7 @@ class EnvelopeWriter:
         for start in range(0, len(view), _CHUNK):
             piece = view[start : start + _CHUNK]
             n = self._enc.update_into(piece, out)
+            self._digest.update(out[:n])
             self._sink.write(out[:n])
         self._length += len(view)
         return len(view)
@@ -197,9 +220,11 @@ class EnvelopeWriter:
     def close(self) -> None:
         if self.closed:
             return
-        self._enc.finalize()
+        self._enc.finalize()  # GCM emits nothing here
         tag = self._enc.tag
-        signature = self._signer.sign(_signed_message(self._header, self._length, tag), SIG_CONTEXT)
+        digest = self._digest.digest() if self._version >= 2 else None
+        message = _signed_message(self._header, self._length, tag, digest)
+        signature = self._signer.sign(message, _context(self._version))
         self._sink.write(tag)
         self._sink.write(signature)
         self.closed = True
@@ -213,8 +238,10 @@ def seal(
     label: str = "",
     kem: str = "hybrid",
     backend: Backend | None = None,
+    version: int = VERSION,
 ) -> bytes:
-    """One envelope holding ``plaintext``, encrypted to ``recipient`` and signed by ``signer``."""
+    """One envelope holding ``plaintext``, encrypted to ``recipient`` and signed by ``signer``
+    (``version`` 1 only to produce old-format test data)."""
     parts: list[bytes] = []
 
     class _Collect:
@@ -222,22 +249,24 @@ def seal(
             parts.append(bytes(data))
             return len(parts[-1])
 
-    writer = EnvelopeWriter(_Collect(), recipient, signer, label=label, kem=kem, backend=backend)
+    writer = EnvelopeWriter(_Collect(), recipient, signer, label=label, kem=kem, backend=backend, version=version)
     writer.write(plaintext)
     writer.close()
     return b"".join(parts)
 
 
 def verify_signature(blob: Any, keys: PublicKeySource, *, label: str | None = None) -> Header:
-    """Check structure, label and signature (no private key needed).  A verifier without the
-    private key cannot check the ciphertext itself: that is bound through the GCM tag."""
+    """Check structure, label and signature (no private key needed).  For a v2 envelope that
+    covers every byte (the signature includes a ciphertext digest); for v1 the ciphertext is
+    bound only through the GCM tag, which needs the private key (``verify_envelope``)."""
     view = memoryview(blob).cast("B")
     header = parse_header(view)
     if label is not None and header.label != label:
         raise IntegrityError(f"envelope is labelled {header.label!r}, expected {label!r} (moved or swapped?)")
     total = len(view)
-    ct_len = total - len(header.raw) - TAG_BYTES - MLDSA65_SIGNATURE_BYTES
-    tag = bytes(view[total - MLDSA65_SIGNATURE_BYTES - TAG_BYTES : total - MLDSA65_SIGNATURE_BYTES])
+    ct_end = total - MLDSA65_SIGNATURE_BYTES - TAG_BYTES
+    ct_len = ct_end - len(header.raw)
+    tag = bytes(view[ct_end : total - MLDSA65_SIGNATURE_BYTES])
     signature = bytes(view[total - MLDSA65_SIGNATURE_BYTES :])
     try:
         signer = keys.public(header.signer)
@@ -251,9 +280,26 @@ def verify_signature(blob: Any, keys: PublicKeySource, *, label: str | None = No
                 "or a copy from before a rotation"
             ) from None
         raise IntegrityError(f"envelope signed by unknown key {header.signer.hex()} (tampered?)") from None
-    backend = get_backend()
-    if not backend.mldsa65_verify(signer.mldsa65, signature, _signed_message(header.raw, ct_len, tag), SIG_CONTEXT):
-        raise IntegrityError("envelope signature does not verify")
+    digest = hashlib.sha256(view[len(header.raw) : ct_end]).digest() if header.version >= 2 else None
+    message = _signed_message(header.raw, ct_len, tag, digest)
+    if not get_backend().mldsa65_verify(signer.mldsa65, signature, message, _context(header.version)):
+        what = "signature does not verify" if digest is None else "signature or ciphertext digest does not verify"
+        raise IntegrityError(f"envelope {what}")
+    return header
+
+
+def verify_envelope(blob: Any, keys: PublicKeySource, *, label: str | None = None) -> Header:
+    """Check every byte: v2 with public keys alone; v1 by decrypting, so ``keys`` must then
+    hold the private keys (a ``KeyStore``), else ``IntegrityError`` says the check is incomplete."""
+    header = verify_signature(blob, keys, label=label)
+    if header.version >= 2:
+        return header
+    if not hasattr(keys, "private"):
+        raise IntegrityError(
+            "format-1 envelope: its ciphertext is not covered by the signature and can only be "
+            "checked by decrypting; verify with the keystore passphrase set, or rewrite it"
+        )
+    open_envelope(blob, cast(PrivateKeySource, keys), label=label)
     return header
 
 

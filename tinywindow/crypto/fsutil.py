@@ -1,6 +1,7 @@
 """Atomic, durable file writes: temp file, fsync, rename, fsync of the folder.
 
-``atomic_write_local`` is for the keystore and the journal head (local POSIX paths, mode 0600).
+``read_regular`` reads a local file only if it is a regular one (never blocks on a FIFO or
+reads a device forever).  ``atomic_write_local`` is for the keystore and the journal head (local POSIX paths, mode 0600).
 ``AtomicOutput`` does the same through ``pyarrow.fs``: on a local filesystem with a real fsync;
 elsewhere (S3, GCS, HDFS...) temp + ``FileSystem.move``, so a failed write never leaves a
 partial object under the final name (on object stores a move is a copy + delete: it costs a
@@ -12,11 +13,40 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import pyarrow.fs as pafs
+
+from tinywindow.errors import IntegrityError
+
+
+def read_regular(path: str | Path, *, limit: int | None = None) -> bytes:
+    """The bytes of ``path`` (at most ``limit``), refusing anything but a regular file (a FIFO,
+    a device such as /dev/zero, a folder) without blocking on it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except (FileNotFoundError, NotADirectoryError):
+        raise
+    except OSError as exc:
+        raise IntegrityError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise IntegrityError(f"{path}: not a regular file")
+        size = info.st_size if limit is None else min(info.st_size, limit)
+        chunks, got = [], 0
+        while got < size:
+            chunk = os.read(fd, min(size - got, 1 << 24))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(path: str | Path) -> None:

@@ -6,10 +6,13 @@ events, model promotions), replayed on restart.
 * Payloads are encrypted with a per-epoch data key carried in a key record (an envelope to
   the active key set); after ``keys rotate`` the next append starts a new epoch under the new
   key, and old epochs stay readable.
-* ``<journal>.head`` names the last committed record (seq, hash, signature).  On open, bytes
-  after the last committed/signed record are a torn write: they are cut off (logged), never
-  the records before them.  A committed record that is changed, missing, reordered or cut is
-  an ``IntegrityError`` naming its seq.
+* ``<journal>.head`` names the last committed record (seq, hash, signature).  Open runs the same
+  audit as ``tinywindow verify`` (``journal_audit.audit``, every signature checked) and acts on
+  its verdict: any damage (a changed, missing, duplicated, reordered or cut committed record, a
+  bad signature, a missing or corrupt head) is an ``IntegrityError`` naming the record, and the
+  files are left byte-for-byte as they were.  Only a torn tail (an unfinished final write past
+  the last signed record and the head) is cut; the cut bytes are kept beside the journal
+  (``<journal>.torn-<offset>``) and a signed repair record notes offset, size and digest.
 * ``records()`` re-reads the file, checks the chain up to the head this process trusts and
   decrypts: cheap (one SHA-256 + one AES-GCM per record) and deterministic.
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import stat
 import struct
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -36,7 +40,17 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from tinywindow.config import Config
 from tinywindow.crypto import journal_format as jf
 from tinywindow.crypto.envelope import open_envelope, seal
-from tinywindow.crypto.journal_audit import Audit, Head, VerifyReport, audit, load_head, write_head
+from tinywindow.crypto.fsutil import atomic_write_local, read_regular
+from tinywindow.crypto.journal_audit import (
+    Audit,
+    Head,
+    VerifyReport,
+    audit,
+    head_path,
+    load_head,
+    repair_content,
+    write_head,
+)
 from tinywindow.crypto.keystore import KeyStore
 from tinywindow.errors import IntegrityError, TransientError
 from tinywindow.log import get_logger
@@ -79,10 +93,17 @@ class Journal:
         fsync: bool = True,
     ) -> None:
         self.path = Path(path)
-        self.head_path = self.path.with_name(self.path.name + ".head")
+        self.head_path = head_path(self.path)
         self.keystore, self._clock, self._fsync = keystore, clock, fsync
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        existed = os.path.lexists(self.path)
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK, 0o600)
+        except IsADirectoryError:
+            raise IntegrityError(f"journal {self.path} is a folder, not a journal file") from None
+        if not stat.S_ISREG(os.fstat(self._fd).st_mode):
+            os.close(self._fd)
+            raise IntegrityError(f"journal {self.path} is not a regular file")
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -91,7 +112,10 @@ class Journal:
         try:
             self._open()
         except BaseException:
+            created_empty = not existed and os.fstat(self._fd).st_size == 0
             self.close()
+            if created_empty:  # leave the folder as it was
+                self.path.unlink(missing_ok=True)
             raise
 
     @classmethod
@@ -119,31 +143,45 @@ class Journal:
     # ------------------------------------------------------------------ open / repair
     def _open(self) -> None:
         data = self._read()
-        result = audit(data, load_head(self.head_path), self.keystore, full=False)
-        if result.report.first_bad is not None or not result.report.ok:
-            raise IntegrityError(f"journal {self.path}: {result.report.describe()}")
-        if result.keep_end < len(data):
-            _log.warning(
-                "journal %s: torn final write, dropping %d bytes after seq %d",
-                self.path, len(data) - result.keep_end, result.records[-1].seq if result.records else -1,
-            )
-            os.ftruncate(self._fd, result.keep_end)
-            os.fsync(self._fd)
+        result = audit(data, load_head(self.head_path), self.keystore)
+        if not result.report.ok:
+            raise IntegrityError(f"journal {result.report.at(str(self.path)).describe()}")
         self._dek: dict[int, AESGCM] = {}
-        if not result.records:
+        records = result.records
+        if records:
+            last = records[-1]
+            self._last_seq, self._last_hash = last.seq, last.hash
+            self._epoch = max(r.seq for r in records if r.type == jf.TYPE_KEY)
+            self._epoch_signer = next(r.signer for r in records if r.seq == self._epoch)
+        else:
             self._last_seq, self._last_hash, self._epoch = -1, jf.GENESIS, -1
-            self._write([self._key_body()], sign_last=True)
-            return
-        last = result.records[-1]
-        self._last_seq, self._last_hash = last.seq, last.hash
-        self._epoch = max(r.seq for r in result.records if r.type == jf.TYPE_KEY)
-        self._epoch_signer = next(r.signer for r in result.records if r.seq == self._epoch)
-        if result.head_stale:
+        bodies: list[tuple[int, bytes]] = []
+        if not records:
+            bodies.append(self._key_body())  # seq 0 is always a key record
+        if result.keep_end < len(data):
+            bodies.append(self._cut_torn_tail(data, result.keep_end))
+        if bodies:
+            self._write(bodies, sign_last=True)
+        elif result.head_stale:
+            last = records[-1]
             write_head(self.head_path, Head(last.seq, last.hash, last.signer, last.signature), fsync=self._fsync)
 
+    def _cut_torn_tail(self, data: bytes, keep_end: int) -> tuple[int, bytes]:
+        """Keep the torn bytes beside the journal, cut them, and return the body of the signed
+        repair record that notes the cut."""
+        cut = data[keep_end:]
+        _log.warning("journal %s: torn final write, cutting %d bytes at offset %d (kept in %s)",
+                     self.path, len(cut), keep_end, self._torn_path(keep_end).name)
+        atomic_write_local(self._torn_path(keep_end), cut)
+        os.ftruncate(self._fd, keep_end)
+        os.fsync(self._fd)
+        return jf.TYPE_REPAIR, repair_content(keep_end, cut)
+
+    def _torn_path(self, offset: int) -> Path:
+        return self.path.with_name(f"{self.path.name}.torn-{offset}")
+
     def _read(self) -> bytes:
-        with open(self.path, "rb") as fh:
-            return fh.read()
+        return read_regular(self.path)
 
     # ------------------------------------------------------------------ writing
     def append(self, kind: str, payload: dict[str, Any]) -> int:
@@ -178,9 +216,9 @@ class Journal:
         frames, last_raw = [], None
         for i, (type_, content) in enumerate(bodies):
             seq += 1
-            signed = type_ == jf.TYPE_KEY or (sign_last and i == len(bodies) - 1)
+            signed = type_ != jf.TYPE_DATA or (sign_last and i == len(bodies) - 1)
             ts = int(self._clock())
-            epoch = seq if type_ == jf.TYPE_KEY else self._epoch
+            epoch = self._epoch if type_ == jf.TYPE_DATA else seq
             if type_ == jf.TYPE_DATA:
                 size = 12 + len(content) + 16
                 fixed = jf.fixed_part(type_=type_, signed=signed, seq=seq, timestamp_ns=ts,
@@ -211,7 +249,7 @@ class Journal:
         raws, _ = jf.scan(self._read())
         raws = raws[: self._last_seq + 1]
         if len(raws) != self._last_seq + 1 or raws[-1].hash != self._last_hash:
-            result = audit(self._read(), load_head(self.head_path), self.keystore, full=True)
+            result = audit(self._read(), load_head(self.head_path), self.keystore)
             raise IntegrityError(f"journal {self.path} changed on disk: {result.report.describe()}")
         out = []
         for raw in raws:
@@ -248,20 +286,28 @@ class Journal:
         return raws[seq]
 
     # ------------------------------------------------------------------ checks
+    def hash_at(self, seq: int) -> str | None:
+        """The hash (hex) of committed record ``seq``, or None past the head: lets a checkpoint
+        that recorded ``head()`` check that the journal it continues is the same one."""
+        if not 0 <= seq <= self._last_seq:
+            return None
+        raws, _ = jf.scan(self._read())
+        return raws[seq].hash.hex() if seq < len(raws) else None
+
     def head(self) -> tuple[int, str]:
         """``(seq, hash hex)`` of the last record: store it in checkpoints to catch rollbacks."""
         return self._last_seq, self._last_hash.hex()
 
     def verify(self) -> VerifyReport:
-        """Check every record's chain link and signature, and the head."""
+        """Check every record's chain link and signature, and the head (the verdict open uses)."""
         return Journal.verify_file(self.path, self.keystore)
 
     @staticmethod
     def verify_file(path: str | Path, keys: Any) -> VerifyReport:
-        """Audit a journal file with public keys only (no passphrase, no repair)."""
+        """Audit a journal file with public keys only (no passphrase, no repair): the same
+        verdict ``Journal(path)`` acts on.  ``IntegrityError`` for a file that is not regular."""
         p = Path(path)
-        data = p.read_bytes()
-        result: Audit = audit(data, load_head(p.with_name(p.name + ".head")), keys, full=True)
+        result: Audit = audit(read_regular(p), load_head(head_path(p)), keys)
         return result.report.at(str(p))
 
     def close(self) -> None:

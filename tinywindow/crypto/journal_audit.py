@@ -1,13 +1,19 @@
-"""Auditing a journal file: chain, signatures and head; what is committed, what is torn.
+"""Auditing a journal: the one verdict that both ``Journal`` (on open) and ``tinywindow verify``
+use, signatures included.
 
-``audit`` decides, for bytes read from a journal and its head file:
+``audit`` reads the bytes of a journal and its head file and decides:
 
-* the first *committed* record (seq <= head seq) that is changed, missing, reordered or cut:
-  ``report.first_bad`` names it, and the journal must not be trusted;
-* records after the head that are complete and signed: committed just before a crash that
-  hit the head update (kept; the head is refreshed);
-* bytes after the last signed record beyond the head: a torn write or an unfinished batch
-  (``keep_end`` says where to cut them).
+* **damage**: any complete record that does not parse, is out of sequence, breaks the hash
+  chain or carries a bad signature; a committed record (seq <= head seq) that is missing or
+  cut short; a head that is corrupt or names another record; a head file missing while the
+  journal holds signed history.  ``report.ok`` is False and ``first_bad``/``offset`` name the
+  record.  Open refuses such a journal and changes nothing.
+* **a torn tail**: bytes after the last signed record that are an unfinished write (complete
+  unsigned records of an unfinished batch, then a record the file ends inside, whose bytes so
+  far fit the record expected there) and lie beyond the head.  ``keep_end`` says where open
+  cuts them; it then appends a signed repair record naming the cut (``repairs`` lists those).
+* records after the head that are complete and signed: committed just before a crash that hit
+  the head update (kept; ``head_stale`` asks open to refresh the head).
 """
 
 from __future__ import annotations
@@ -16,14 +22,16 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from tinywindow.crypto import journal_format as jf
 from tinywindow.crypto.backend import get_backend
-from tinywindow.crypto.fsutil import atomic_write_local
+from tinywindow.crypto.fsutil import atomic_write_local, read_regular
 from tinywindow.crypto.keys import PublicKeySource, b64, unb64
-from tinywindow.errors import KeyStoreError
+from tinywindow.errors import IntegrityError, KeyStoreError
 
 HEAD_FORMAT = "tinywindow-journal-head/1"
+MAX_HEAD_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -35,9 +43,24 @@ class Head:
 
 
 @dataclass(frozen=True)
+class Repair:
+    """A torn tail cut on open, as its signed repair record tells it."""
+
+    seq: int  # the repair record's own seq
+    cut_offset: int
+    cut_bytes: int
+    cut_sha256: str
+
+    def describe(self) -> str:
+        return f"seq {self.seq}: cut {self.cut_bytes} torn bytes at offset {self.cut_offset}"
+
+
+@dataclass(frozen=True)
 class VerifyReport:
-    """The verdict on one journal: ``ok``, and if not, the first bad record (``first_bad``,
-    None when the problem is not one record, e.g. a missing head file) and why."""
+    """The verdict on one journal: ``ok``, and if not, the first bad record (``first_bad`` and
+    its byte ``offset``; None when the problem is not one record, e.g. a missing head file) and
+    why.  ``torn_bytes`` at ``torn_offset``: an unfinished final write that open cuts (and
+    records); ``repairs``: cuts made by earlier opens."""
 
     ok: bool
     records: int
@@ -45,15 +68,26 @@ class VerifyReport:
     reason: str = ""
     torn_bytes: int = 0
     path: str = ""
+    offset: int | None = None
+    torn_offset: int = 0
+    repairs: tuple[Repair, ...] = ()
 
     def describe(self) -> str:
         where = f"{self.path}: " if self.path else ""
         if self.ok:
-            torn = f" (+{self.torn_bytes} bytes of torn final write, repaired on open)" if self.torn_bytes else ""
-            return f"{where}OK, {self.records} records{torn}"
+            notes = []
+            if self.torn_bytes:
+                notes.append(
+                    f"+{self.torn_bytes} bytes of torn final write at offset {self.torn_offset}, "
+                    "cut and recorded on open"
+                )
+            if self.repairs:
+                notes.append(f"{len(self.repairs)} earlier repair(s): " + "; ".join(r.describe() for r in self.repairs))
+            return f"{where}OK, {self.records} records" + (f" ({'; '.join(notes)})" if notes else "")
         if self.first_bad is None:
             return f"{where}BAD: {self.reason}"
-        return f"{where}BAD: first bad record is seq {self.first_bad}: {self.reason}"
+        at = f" (offset {self.offset})" if self.offset is not None else ""
+        return f"{where}BAD: first bad record is seq {self.first_bad}{at}: {self.reason}"
 
     def at(self, path: str) -> VerifyReport:
         return replace(self, path=path)
@@ -70,21 +104,27 @@ class Audit:
     head_stale: bool = False
 
 
+def head_path(path: Path) -> Path:
+    return path.with_name(path.name + ".head")
+
+
 def load_head(path: Path) -> Head | None:
     """The head file, or None when absent; a corrupt head is reported as a bad head."""
     try:
-        data = json.loads(path.read_bytes())
+        raw = read_regular(path, limit=MAX_HEAD_BYTES + 1)
+        if len(raw) > MAX_HEAD_BYTES:
+            raise ValueError("too large")
+        data = json.loads(raw)
         if not isinstance(data, dict) or data.get("format") != HEAD_FORMAT:
             raise ValueError("format")
-        return Head(
-            int(data["seq"]),
-            bytes.fromhex(data["hash"]),
-            bytes.fromhex(data["key_id"]),
-            unb64(data["signature"], "head signature"),
-        )
+        seq = data["seq"]
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+            raise ValueError("seq")
+        return Head(seq, bytes.fromhex(data["hash"]), bytes.fromhex(data["key_id"]),
+                    unb64(data["signature"], "head signature"))
     except FileNotFoundError:
         return None
-    except (ValueError, KeyError, TypeError, KeyStoreError, UnicodeDecodeError):
+    except (ValueError, KeyError, TypeError, KeyStoreError, IntegrityError, UnicodeDecodeError):
         return Head(-2, b"", b"", b"")  # never matches: reported as a corrupt head
 
 
@@ -105,6 +145,23 @@ def write_head(path: Path, rec: Head, *, fsync: bool = True) -> None:
         os.replace(tmp, path)
 
 
+def repair_content(cut_offset: int, cut: bytes) -> bytes:
+    """The plaintext content of a repair record (canonical JSON)."""
+    import hashlib
+
+    doc = {"cut_offset": cut_offset, "cut_bytes": len(cut), "cut_sha256": hashlib.sha256(cut).hexdigest(),
+           "reason": "torn final write"}
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _repair_of(rec: jf.RawRecord) -> Repair | None:
+    try:
+        doc: Any = json.loads(rec.content)
+        return Repair(rec.seq, int(doc["cut_offset"]), int(doc["cut_bytes"]), str(doc["cut_sha256"]))
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return None
+
+
 def _sig_ok(rec: jf.RawRecord, keys: PublicKeySource) -> bool:
     try:
         public = keys.public(rec.signer)
@@ -113,53 +170,55 @@ def _sig_ok(rec: jf.RawRecord, keys: PublicKeySource) -> bool:
     return get_backend().mldsa65_verify(public.mldsa65, rec.signature, rec.hash, jf.SIG_CONTEXT)
 
 
-def _bad(records: int, seq: int | None, reason: str) -> Audit:
-    return Audit(VerifyReport(False, records, seq, reason))
+def _bad(records: int, seq: int | None, reason: str, offset: int | None = None) -> Audit:
+    return Audit(VerifyReport(False, records, seq, reason, offset=offset))
 
 
-def audit(data: bytes, head: Head | None, keys: PublicKeySource, *, full: bool) -> Audit:
-    """See the module docstring.  ``full`` verifies every signature; otherwise only key records
-    and the last signed record (the chain vouches for the rest), falling back to ``full`` to
-    name the culprit when something fails."""
+def audit(data: bytes, head: Head | None, keys: PublicKeySource) -> Audit:
+    """See the module docstring.  Every signature is verified: open and verify agree."""
     records, brk = jf.scan(data)
     if brk is not None and "link broken" in brk.reason and records and not records[-1].signed:
         # an unsigned record's content changed: blame it, not the record that links to it
-        brk = jf.Break(records[-1].seq, records[-1].offset, "record content changed (hash chain broken)", False)
+        rec = records[-1]
+        brk = jf.Break(rec.seq, rec.offset, "record content changed (hash chain broken)", False)
         records = records[:-1]
-    to_check = records if full else [r for r in records if r.type == jf.TYPE_KEY]
-    signed = [r for r in records if r.signed]
-    if not full and signed and signed[-1] not in to_check:
-        to_check = [*to_check, signed[-1]]
-    for rec in to_check:
+    for rec in records:
         if rec.signed and not _sig_ok(rec, keys):
-            if not full:
-                return audit(data, head, keys, full=True)
-            brk = jf.Break(rec.seq, rec.offset, f"signature does not verify (signer {rec.signer.hex()})", False)
-            records = records[: rec.seq]
-            break
+            return _bad(rec.seq, rec.seq, f"signature does not verify (signer {rec.signer.hex()})", rec.offset)
+        if rec.type == jf.TYPE_REPAIR and _repair_of(rec) is None:
+            return _bad(rec.seq, rec.seq, "repair record is not readable", rec.offset)
+    if brk is not None and not brk.incomplete:
+        return _bad(len(records), brk.seq, brk.reason, brk.offset)
     # the committed point: the last signed record, vouching for all before it
-    while records and not records[-1].signed:
-        records = records[:-1]
-    last = records[-1] if records else None
+    kept = list(records)
+    while kept and not kept[-1].signed:
+        kept.pop()
+    last = kept[-1] if kept else None
     keep_end = last.end if last else 0
     torn = len(data) - keep_end
+    repairs = tuple(r for rec in kept if rec.type == jf.TYPE_REPAIR and (r := _repair_of(rec)) is not None)
+
+    def ok(stale: bool) -> Audit:
+        report = VerifyReport(True, len(kept), torn_bytes=torn, torn_offset=keep_end, repairs=repairs)
+        return Audit(report, kept, keep_end, head_stale=stale)
+
     if head is None:
-        if len(records) > 1 or (brk is not None and not brk.incomplete and len(records) == 1):
-            return _bad(len(records), None, "head file missing: cannot tell whether records were removed from the end")
-        return Audit(VerifyReport(True, len(records), torn_bytes=torn), records, keep_end, head_stale=last is not None)
+        if not kept:
+            return ok(False)  # a new journal, or a crash inside its very first write
+        if len(kept) == 1 and torn == 0:
+            return ok(True)  # a crash between the first key record and the first head write
+        return _bad(len(kept), None, f"head file missing: the journal holds {len(kept)} signed records "
+                    "but no head, so records removed from its end could not be seen")
     if head.seq < 0 or not head.hash:
-        return _bad(len(records), None, "head file is corrupt")
-    if head.seq >= len(records):
-        seq = len(records)
-        if brk is not None and brk.seq <= head.seq:
-            return _bad(len(records), min(brk.seq, seq), brk.reason)
-        return _bad(len(records), seq, f"record missing: the journal ends before seq {head.seq} named by its head (truncated)")
-    at_head = records[head.seq]
+        return _bad(len(kept), None, "head file is corrupt")
+    if head.seq > (last.seq if last else -1):
+        seq = len(kept)
+        if brk is not None and brk.seq == seq:
+            return _bad(len(kept), seq, f"committed record cut short: {brk.reason}", brk.offset)
+        at = records[seq].offset if seq < len(records) else keep_end
+        return _bad(len(kept), seq, f"record missing: the journal ends before seq {head.seq} "
+                    "named by its head (truncated or rolled back)", at)
+    at_head = kept[head.seq]
     if at_head.hash != head.hash or at_head.signature != head.signature:
-        return _bad(len(records), head.seq, "record does not match the journal head (changed or replaced)")
-    return Audit(
-        VerifyReport(True, len(records), torn_bytes=torn),
-        records,
-        keep_end,
-        head_stale=last is not None and last.seq != head.seq,
-    )
+        return _bad(len(kept), head.seq, "record does not match the journal head (changed or replaced)", at_head.offset)
+    return ok(last is not None and last.seq != head.seq)

@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import stat
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -37,15 +38,16 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from tinywindow.crypto.backend import Backend, get_backend
-from tinywindow.crypto.fsutil import atomic_write_local
+from tinywindow.crypto.fsutil import atomic_write_local, read_regular
 from tinywindow.crypto.keys import SEEDS_BYTES, KeySet, PublicKeyRing, PublicKeys, b64, unb64
-from tinywindow.errors import KeyStoreError
+from tinywindow.errors import IntegrityError, KeyStoreError
 from tinywindow.log import get_logger
 
 INDEX = "keystore.json"
 INDEX_FORMAT = "tinywindow-keystore/1"
 KEY_FORMAT = "tinywindow-key/1"
 DEFAULT_SCRYPT_LOG2_N = 17
+MAX_JSON_BYTES = 1 << 20
 _log = get_logger("crypto.keystore")
 
 
@@ -60,15 +62,59 @@ def _canonical(data: Any) -> bytes:
     return json.dumps(data, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-def _master(passphrase: str, kdf: dict[str, Any]) -> bytes:
+# Bounds on the stored KDF parameters, checked *before* scrypt runs: the index is only
+# authenticated by a key scrypt derives, so a tampered n, r or p must not make it hang,
+# crash or allocate gigabytes first.  Memory is 128 * r * 2**log2_n bytes (1 GiB at 20).
+SCRYPT_LOG2_N = (10, 20)
+SCRYPT_R = (8, 8)
+SCRYPT_P = (1, 4)
+SALT_BYTES = (16, 64)
+_KEY_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _kdf_params(kdf: Any, where: Path) -> tuple[bytes, int, int, int]:
+    """``(salt, log2_n, r, p)`` from the index's ``kdf`` after bounds checks; ``KeyStoreError``
+    naming the field otherwise."""
+    if not isinstance(kdf, dict) or kdf.get("name") != "scrypt":
+        raise KeyStoreError(f"keystore index {where}: field 'kdf' must be a scrypt parameter object")
+    values = {}
+    for name, (lo, hi) in (("log2_n", SCRYPT_LOG2_N), ("r", SCRYPT_R), ("p", SCRYPT_P)):
+        value = kdf.get(name)
+        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+            raise KeyStoreError(
+                f"keystore index {where}: kdf field {name!r} = {value!r} is out of range "
+                f"(allowed {lo}..{hi}); refusing to run scrypt with it"
+            )
+        values[name] = value
+    salt = unb64(kdf.get("salt"), f"keystore index {where}: kdf field 'salt'")
+    if not SALT_BYTES[0] <= len(salt) <= SALT_BYTES[1]:
+        raise KeyStoreError(
+            f"keystore index {where}: kdf field 'salt' is {len(salt)} bytes "
+            f"(allowed {SALT_BYTES[0]}..{SALT_BYTES[1]})"
+        )
+    return salt, values["log2_n"], values["r"], values["p"]
+
+
+def _master(passphrase: str, kdf: Any, where: Path) -> bytes:
     if not passphrase:
         raise KeyStoreError("empty passphrase")
-    salt = unb64(kdf.get("salt"), "keystore kdf salt")
-    log2_n, r, p = kdf.get("log2_n"), kdf.get("r"), kdf.get("p")
-    if not all(isinstance(v, int) for v in (log2_n, r, p)) or not (10 <= int(log2_n) <= 22):  # type: ignore[arg-type]
-        raise KeyStoreError("keystore index has bad scrypt parameters")
-    scrypt = Scrypt(salt=salt, length=32, n=1 << int(log2_n), r=int(r), p=int(p))  # type: ignore[arg-type]
-    return scrypt.derive(passphrase.encode("utf-8"))
+    salt, log2_n, r, p = _kdf_params(kdf, where)
+    return Scrypt(salt=salt, length=32, n=1 << log2_n, r=r, p=p).derive(passphrase.encode("utf-8"))
+
+
+def _check_index(index: dict[str, Any], where: Path) -> None:
+    """Structure of the index (before the KDF runs): format, key ids, check and mac values."""
+    if index.get("format") != INDEX_FORMAT:
+        raise KeyStoreError(f"keystore index {where} has an unknown format (field 'format')")
+    keys = index.get("keys")
+    if not isinstance(keys, list) or not all(isinstance(k, str) and _KEY_ID.match(k) for k in keys):
+        raise KeyStoreError(f"keystore index {where}: field 'keys' must be a list of 32-hex-digit key ids")
+    active = index.get("active")
+    if not isinstance(active, str) or not _KEY_ID.match(active):
+        raise KeyStoreError(f"keystore index {where}: field 'active' is not a key id")
+    for name in ("check", "mac"):
+        if len(unb64(index.get(name), f"keystore index {where}: field {name!r}")) != 32:
+            raise KeyStoreError(f"keystore index {where}: field {name!r} is not 32 bytes")
 
 
 def _mac(master: bytes, label: bytes, data: bytes = b"") -> bytes:
@@ -82,24 +128,41 @@ def _wrap_key(master: bytes, key_id: bytes) -> AESGCM:
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_bytes())
+        raw = read_regular(path, limit=MAX_JSON_BYTES + 1)
+        if len(raw) > MAX_JSON_BYTES:
+            raise KeyStoreError(f"{what} is corrupt (over {MAX_JSON_BYTES} bytes): {path}")
+        data = json.loads(raw)
     except FileNotFoundError:
         raise KeyStoreError(f"{what} not found: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except IntegrityError as exc:
+        raise KeyStoreError(f"{what} cannot be read: {exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise KeyStoreError(f"{what} is corrupt (not JSON): {path}") from None
     if not isinstance(data, dict):
         raise KeyStoreError(f"{what} is corrupt: {path}")
     return data
 
 
+
 def _verify_index(root: Path, index: dict[str, Any], master: bytes) -> None:
     check = unb64(index.get("check"), "keystore check value")
     if not hmac.compare_digest(check, _mac(master, b"tinywindow/keystore/v1/check")):
-        raise KeyStoreError(f"wrong passphrase for keystore {root}")
+        raise KeyStoreError(
+            f"wrong passphrase for keystore {root} (or its kdf salt/parameters in {INDEX} were changed)"
+        )
     body = {k: v for k, v in index.items() if k != "mac"}
     mac = unb64(index.get("mac"), "keystore index mac")
     if not hmac.compare_digest(mac, _mac(master, b"tinywindow/keystore/v1/index", _canonical(body))):
         raise KeyStoreError(f"keystore index {root / INDEX} was modified (bad HMAC)")
+
+
+def read_index(directory: str | Path) -> dict[str, Any]:
+    """The keystore index of ``directory``, structure checked (no passphrase, not authenticated:
+    for listing only)."""
+    root = Path(directory)
+    index = _read_json(root / INDEX, "keystore index")
+    _check_index(index, root / INDEX)
+    return index
 
 
 class KeyStore:
@@ -137,10 +200,11 @@ class KeyStore:
         root = Path(directory)
         if (root / INDEX).exists():
             raise KeyStoreError(f"a keystore already exists in {root}; use 'keys rotate' instead")
+        kdf = {"name": "scrypt", "salt": b64(os.urandom(16)), "log2_n": scrypt_log2_n, "r": 8, "p": 1}
+        _kdf_params(kdf, root / INDEX)  # refuse a cost that open would refuse
         root.mkdir(parents=True, exist_ok=True)
         os.chmod(root, 0o700)
-        kdf = {"name": "scrypt", "salt": b64(os.urandom(16)), "log2_n": scrypt_log2_n, "r": 8, "p": 1}
-        master = _master(passphrase, kdf)
+        master = _master(passphrase, kdf, root / INDEX)
         index: dict[str, Any] = {
             "format": INDEX_FORMAT,
             "kdf": kdf,
@@ -167,9 +231,8 @@ class KeyStore:
         if not (root / INDEX).exists():
             raise KeyStoreError(f"no keystore in {root} (run 'tinywindow keys init')")
         index = _read_json(root / INDEX, "keystore index")
-        if index.get("format") != INDEX_FORMAT or not isinstance(index.get("kdf"), dict):
-            raise KeyStoreError(f"keystore index {root / INDEX} has an unknown format")
-        master = _master(passphrase, index["kdf"])
+        _check_index(index, root / INDEX)
+        master = _master(passphrase, index.get("kdf"), root / INDEX)
         _verify_index(root, index, master)
         store = cls(root, master, index, {}, backend or get_backend(), clock)
         for key_hex in index.get("keys", []):
@@ -183,10 +246,14 @@ class KeyStore:
         """Public keys of every key set in ``directory`` (no passphrase needed)."""
         root = Path(directory)
         index = _read_json(root / INDEX, "keystore index")
+        _check_index(index, root / INDEX)
         keys = []
         for key_hex in index.get("keys", []):
             data = _read_json(root / f"{key_hex}.key", f"key file {key_hex}")
-            public = PublicKeys.from_json(data.get("public", {}))
+            public_json = data.get("public")
+            if not isinstance(public_json, dict):
+                raise KeyStoreError(f"key file {key_hex}.key is corrupt (no public part)")
+            public = PublicKeys.from_json(public_json)
             if public.key_id_hex != key_hex:
                 raise KeyStoreError(f"key file {key_hex}.key holds key {public.key_id_hex}")
             keys.append(public)
@@ -248,6 +315,7 @@ class KeyStore:
             fcntl.flock(fd, fcntl.LOCK_EX)
             if (self.directory / INDEX).exists():  # another process may have rotated meanwhile
                 fresh = _read_json(self.directory / INDEX, "keystore index")
+                _check_index(fresh, self.directory / INDEX)
                 _verify_index(self.directory, fresh, self._master)
                 for key_hex in fresh.get("keys", []):
                     if bytes.fromhex(key_hex) not in self._keys:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tinywindow.crypto.backend import get_backend
-from tinywindow.crypto.fsutil import atomic_write_local
+from tinywindow.crypto.fsutil import atomic_write_local, read_regular
 from tinywindow.crypto.keys import PublicKeySource, b64, unb64
 from tinywindow.crypto.keystore import KeyStore
 from tinywindow.errors import IntegrityError, KeyStoreError
@@ -31,6 +31,7 @@ MANIFEST = "MANIFEST.tw.json"
 FORMAT = "tinywindow-manifest/1"
 SIG_CONTEXT = b"tinywindow/manifest/v1"
 _BLOCK = 1 << 20
+MAX_MANIFEST_BYTES = 64 << 20
 
 
 def _hash_file(path: Path) -> tuple[int, str]:
@@ -84,15 +85,22 @@ def sign_dir(directory: str | Path, keystore: KeyStore, metadata: dict[str, Any]
 
 
 def verify_dir(directory: str | Path, keys: PublicKeySource) -> dict[str, Any]:
-    """The signed metadata of ``directory`` after checking signature and every file."""
+    """The signed metadata of ``directory`` after checking signature and every file.
+    Every failure, including an unreadable or non-UTF-8 manifest, is ``IntegrityError``
+    naming the path."""
     root = Path(directory)
     path = root / MANIFEST
     try:
-        doc = json.loads(path.read_bytes())
-    except FileNotFoundError:
+        raw = read_regular(path, limit=MAX_MANIFEST_BYTES + 1)
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise IntegrityError(f"{path} is corrupt (over {MAX_MANIFEST_BYTES} bytes)")
+        doc = json.loads(raw)
+    except (FileNotFoundError, NotADirectoryError):
         raise IntegrityError(f"{root} is not signed (no {MANIFEST})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise IntegrityError(f"{path} is corrupt (not JSON)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        raise IntegrityError(f"{path} is corrupt (not UTF-8 JSON)") from None
+    except OSError as exc:
+        raise IntegrityError(f"{path} cannot be read ({exc.strerror or exc})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("body"), str):
         raise IntegrityError(f"{path} is not a TinyWindow manifest")
     text: str = doc["body"]
@@ -102,13 +110,26 @@ def verify_dir(directory: str | Path, keys: PublicKeySource) -> dict[str, Any]:
         public = keys.public(key_id)
     except (ValueError, KeyStoreError) as exc:
         raise IntegrityError(f"{path}: cannot check the signature ({exc})") from None
-    if not get_backend().mldsa65_verify(public.mldsa65, signature, text.encode("utf-8"), SIG_CONTEXT):
+    try:
+        message = text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise IntegrityError(f"{path}: manifest body is not UTF-8") from None
+    if not get_backend().mldsa65_verify(public.mldsa65, signature, message, SIG_CONTEXT):
         raise IntegrityError(f"{path}: signature does not verify")
-    body = json.loads(text)
+    try:
+        body = json.loads(text)
+    except (ValueError, RecursionError):
+        raise IntegrityError(f"{path}: signed body is not JSON") from None
+    if not isinstance(body, dict) or not isinstance(body.get("files", {}), dict) \
+            or not isinstance(body.get("metadata", {}), dict):
+        raise IntegrityError(f"{path}: signed body has the wrong shape")
     if body.get("key_id") != key_id.hex():
         raise IntegrityError(f"{path}: signed key id does not match")
     expected: dict[str, Any] = body.get("files", {})
-    actual = _inventory(root)
+    try:
+        actual = _inventory(root)
+    except OSError as exc:
+        raise IntegrityError(f"{root}: a file cannot be read ({exc})") from None
     for rel in sorted(set(expected) | set(actual)):
         if rel not in actual:
             raise IntegrityError(f"{root}: signed file {rel!r} is missing")

@@ -5,8 +5,8 @@ encrypted to the keystore's active key set and signed by it, labelled with the s
 (so a segment copied or renamed to another name is refused).  Writes stream the table through
 the encryptor into a temp file that is fsynced and renamed (``fsutil.AtomicOutput``): a reader
 sees the old segment, the new one, or none, never half of one.  Reads verify the signature
-before decapsulating or decrypting anything, and hand back a zero-copy table over the
-decrypted buffer.
+(which covers a digest of the ciphertext, envelope v2) before decapsulating or decrypting
+anything, and hand back a zero-copy table over the decrypted buffer.
 
 ``root`` is a local path or a URI (``s3://bucket/prefix``, ``gs://...``) that
 ``pyarrow.fs.FileSystem.from_uri`` understands, or a path inside ``filesystem`` when given.
@@ -25,7 +25,7 @@ import pyarrow.fs as pafs
 import pyarrow.ipc as ipc
 
 from tinywindow.config import Config
-from tinywindow.crypto.envelope import EnvelopeWriter, open_envelope, verify_signature
+from tinywindow.crypto.envelope import EnvelopeWriter, open_envelope, verify_envelope
 from tinywindow.crypto.fsutil import AtomicOutput
 from tinywindow.crypto.keystore import KeyStore
 from tinywindow.errors import IntegrityError
@@ -121,8 +121,9 @@ class EncryptedStore:
             raise IntegrityError(f"segment {name!r} decrypts to invalid Arrow IPC: {exc}") from None
 
     def verify(self, name: str) -> str:
-        """Check segment ``name``'s structure and signature without decrypting; the signer id."""
-        return verify_signature(self._load(name), self.keystore, label=name).signer.hex()
+        """Check every byte of segment ``name`` (label, signature, ciphertext digest; a format-1
+        segment is decrypted to check its GCM tag); the signer id."""
+        return verify_envelope(self._load(name), self.keystore, label=name).signer.hex()
 
     def list(self, prefix: str = "") -> builtins.list[str]:
         """Segment names under ``prefix`` (a name prefix), sorted."""
@@ -143,6 +144,9 @@ class EncryptedStore:
 
     def _load(self, name: str) -> pa.Buffer:
         path = self.path_of(name)
+        kind = self.fs.get_file_info(path).type
+        if kind not in (pafs.FileType.File, pafs.FileType.NotFound):  # a FIFO would block the read
+            raise IntegrityError(f"segment {name!r} at {path} is not a regular file")
         try:
             with self.fs.open_input_file(path) as fh:
                 return fh.read_buffer()

@@ -10,6 +10,7 @@ streamed batches and cuts a segment every ``segment_rows`` rows.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -18,6 +19,7 @@ import pyarrow.compute as pc
 
 from tinywindow.config import Config
 from tinywindow.data.base import concat_bars
+from tinywindow.errors import IntegrityError
 
 
 @runtime_checkable
@@ -57,6 +59,41 @@ def segment_name(source: str, kind: str, table: pa.Table) -> str:
     digest = hashlib.sha256(ts.to_numpy().tobytes())
     digest.update("\x00".join(table.column("symbol").cast(pa.string()).to_pylist()).encode())
     return f"{source}/{kind}-{lo:019d}-{hi:019d}-{table.num_rows}-{digest.hexdigest()[:12]}"
+
+
+_CONTENT_NAME = re.compile(
+    r"^(?P<source>.+)/(?P<kind>[A-Za-z0-9_]+)-(?P<lo>-?\d+)-(?P<hi>-?\d+)-(?P<rows>\d+)-(?P<digest>[0-9a-f]{12})$"
+)
+
+
+def is_content_addressed(name: str) -> bool:
+    """Whether ``name`` has the shape ``segment_name`` gives (source/kind-lo-hi-rows-digest)."""
+    return _CONTENT_NAME.match(name) is not None
+
+
+def check_segment_name(name: str, table: pa.Table) -> None:
+    """Refuse a content-addressed segment whose bars do not hash to its name (``IntegrityError``
+    naming it): the name/digest binding, checked after decryption.  Other names pass."""
+    m = _CONTENT_NAME.match(name)
+    if m is None:
+        return
+    try:
+        expected = segment_name(m["source"], m["kind"], table)
+    except (KeyError, pa.ArrowException, TypeError, ValueError) as exc:
+        raise IntegrityError(f"segment {name!r}: content cannot be hashed ({exc})") from None
+    if expected != name:
+        raise IntegrityError(
+            f"segment {name!r}: its bars hash to {expected.rsplit('/', 1)[-1]!r}, not to its name "
+            "(content swapped or renamed)"
+        )
+
+
+def read_segment(store: Any, name: str) -> pa.Table:
+    """``store.read(name)`` (signature, label and ciphertext checked there) plus the
+    name/digest binding of content-addressed segments."""
+    table: pa.Table = store.read(name)
+    check_segment_name(name, table)
+    return table
 
 
 class SegmentWriter:

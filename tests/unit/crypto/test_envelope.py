@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import struct
 from pathlib import Path
@@ -136,7 +137,7 @@ def test_decrypt_with_only_the_document_and_cryptography(shared_keystore: KeySto
     blob = seal(shared_keystore, label="doc")
     seeds = shared_keystore.active().seeds  # 64 ML-KEM seed, 32 X25519, 32 ML-DSA seed
     magic, version, kem_id, aead_id, sig_id, rid, _sid, label_len = struct.unpack(">4sBBBB16s16sH", blob[:42])
-    assert (magic, version, kem_id, aead_id, sig_id) == (b"TWEV", 1, 2, 1, 1)
+    assert (magic, version, kem_id, aead_id, sig_id) == (b"TWEV", 2, 2, 1, 1)
     pos = 42 + label_len
     x_eph, ct_kem = blob[pos : pos + 32], blob[pos + 32 : pos + 32 + 1088]
     nonce = blob[pos + 1120 : pos + 1132]
@@ -144,7 +145,8 @@ def test_decrypt_with_only_the_document_and_cryptography(shared_keystore: KeySto
     body, signature = blob[len(header) : -3309], blob[-3309:]
     tag = body[-16:]
     signer = mldsa.MLDSA65PrivateKey.from_seed_bytes(seeds[96:]).public_key()
-    signer.verify(signature, header + struct.pack(">Q", len(body) - 16) + tag, b"tinywindow/envelope/v1")
+    ct_digest = hashlib.sha256(body[:-16]).digest()
+    signer.verify(signature, header + struct.pack(">Q", len(body) - 16) + tag + ct_digest, b"tinywindow/envelope/v2")
     ss_kem = mlkem.MLKEM768PrivateKey.from_seed_bytes(seeds[:64]).decapsulate(ct_kem)
     ss_x = x25519.X25519PrivateKey.from_private_bytes(seeds[64:96]).exchange(
         x25519.X25519PublicKey.from_public_bytes(x_eph)
@@ -152,3 +154,32 @@ def test_decrypt_with_only_the_document_and_cryptography(shared_keystore: KeySto
     info = b"tinywindow/envelope/v1/dek" + header[:8] + rid + x_eph + ct_kem
     dek = HKDF(hashes.SHA256(), 32, None, info).derive(ss_kem + ss_x)
     assert AESGCM(dek).decrypt(nonce, body, header) == PLAINTEXT
+
+
+def test_format_1_envelopes_stay_readable(shared_keystore: KeyStore) -> None:
+    """Version 1 (signature over header, length and tag only) is still read; a public-key-only
+    check cannot vouch for its ciphertext, so ``verify_envelope`` needs the private keys."""
+    keys = shared_keystore.active()
+    blob = ev.seal(PLAINTEXT, keys.public, keys, label="old", version=1)
+    assert ev.parse_header(blob).version == 1
+    assert bytes(ev.open_envelope(blob, shared_keystore, label="old")) == PLAINTEXT
+    assert ev.verify_envelope(blob, shared_keystore, label="old").version == 1
+    ring = KeyStore.public_ring(shared_keystore.directory)
+    with pytest.raises(IntegrityError, match="format-1"):
+        ev.verify_envelope(blob, ring)
+    bad = bytearray(blob)
+    bad[len(ev.parse_header(blob).raw) + 3] ^= 1  # a ciphertext byte
+    ev.verify_signature(bytes(bad), ring)  # v1: the signature alone does not see it
+    with pytest.raises(IntegrityError, match="GCM"):
+        ev.verify_envelope(bytes(bad), shared_keystore)
+
+
+def test_format_2_signature_covers_the_ciphertext(shared_keystore: KeyStore) -> None:
+    ring = KeyStore.public_ring(shared_keystore.directory)
+    blob = seal(shared_keystore, bytes(300))
+    start = len(ev.parse_header(blob).raw)
+    for pos in (start, start + 150, start + 299):
+        bad = bytearray(blob)
+        bad[pos] ^= 1
+        with pytest.raises(IntegrityError, match="digest"):
+            ev.verify_envelope(bytes(bad), ring)

@@ -97,6 +97,7 @@ def test_torn_final_write_is_repaired(keystore: KeyStore, jpath: Path, cut: int)
         fill(j, 3)
         good = j.records()
     size = jpath.stat().st_size
+    original = jpath.read_bytes()
     head = jpath.with_name(jpath.name + ".head")
     saved_head = head.read_bytes()
     with Journal(jpath, keystore, fsync=False) as j:
@@ -106,12 +107,16 @@ def test_torn_final_write_is_repaired(keystore: KeyStore, jpath: Path, cut: int)
     head.write_bytes(saved_head)
     crash_mid_append(keystore, jpath, record_len - 1 if cut == -1 else cut)
     report = Journal.verify_file(jpath, keystore)
-    assert report.ok and report.torn_bytes > 0
-    with Journal(jpath, keystore, fsync=False) as j:  # open repairs
+    assert report.ok and report.torn_bytes > 0 and report.torn_offset == size
+    torn = jpath.read_bytes()[size:]
+    with Journal(jpath, keystore, fsync=False) as j:  # open repairs: cuts, and records the cut
         assert j.records() == good
-        assert jpath.stat().st_size == size
-        assert j.append("order", {"after": "repair"}) == 4
-        assert j.verify().ok
+        assert jpath.read_bytes()[:size] == original  # every signed record kept, byte for byte
+        assert j.head()[0] == 4  # seq 4 is the signed repair record
+        assert jpath.with_name(f"{jpath.name}.torn-{size}").read_bytes() == torn
+        assert j.append("order", {"after": "repair"}) == 5
+        report = j.verify()
+        assert report.ok and [(r.seq, r.cut_offset, r.cut_bytes) for r in report.repairs] == [(4, size, len(torn))]
 
 
 def test_torn_batch_is_dropped_whole(keystore: KeyStore, jpath: Path) -> None:
@@ -161,9 +166,11 @@ def test_changed_record_is_named(journal10: Path, keystore: KeyStore, seq: int) 
         original = data[pos]
         data[pos] ^= 0x01
         journal10.write_bytes(bytes(data))
-        # a damaged signature on a record whose content a later signature still vouches for
-        # is an audit finding (verify), not a reason to refuse the journal on open
-        expect_bad(journal10, keystore, seq, on_open=pos != end - 5 or seq == 10)
+        # open and verify share one verdict: a damaged signature refuses the journal even where
+        # a later signature still vouches for the record's content
+        before = journal10.read_bytes()
+        expect_bad(journal10, keystore, seq)
+        assert journal10.read_bytes() == before  # refused, nothing changed
         data[pos] = original
         journal10.write_bytes(bytes(data))
 
