@@ -4,14 +4,19 @@ AgentModel deployments.
 HTTP: ``POST /v1/votes``, ``POST /v1/signal`` (votes + consensus), ``GET /v1/models``,
 ``GET /healthz``, OpenAPI at ``/openapi.json``.  gRPC: the ``TinyWindow`` service of
 ``tinywindow/serving/votes.proto``.  Both require the bearer token (only its digest is held
-here); bodies are size-limited; a bad payload gets 400 / INVALID_ARGUMENT naming the field.
+here); a bad payload gets 400 / INVALID_ARGUMENT naming the field, one over a limit 413 /
+RESOURCE_EXHAUSTED naming the limit (``GatewayLimits``).
+
+Hostile clients: request bodies are read under a deadline (408) by at most
+``max_concurrent_uploads`` requests at a time (503 beyond, at once), so stalled uploads
+cannot take the replica's request slots; decoding runs in a worker thread, off the event
+loop that answers ``/healthz``.  docs/reliability/gateway.md tables the cases.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the route signatures at
 # runtime, and Serve's ingress wrapper re-binds them outside this module's globals.
 
 import asyncio
-import json
 from typing import Any
 
 import grpc
@@ -28,12 +33,16 @@ from tinywindow.errors import ModelError
 from tinywindow.schema import VOTES
 from tinywindow.serving import votes_pb2 as pb
 from tinywindow.serving.auth import bearer_ok
+from tinywindow.serving.grpc_service import parse_request
+from tinywindow.serving.limits import GatewayLimits
 from tinywindow.serving.payload import (
     PayloadError,
+    PayloadTooLarge,
     features_from_columns,
     features_from_ipc,
     features_from_rows,
     from_ipc,
+    parse_json,
     records,
     to_ipc,
 )
@@ -65,8 +74,14 @@ def _error(status: int, message: str, field: str | None = None, row: int | None 
         body["field"] = field
     if row is not None:
         body["row"] = row
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, headers=headers)
+    headers: dict[str, str] = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if status in (408, 413, 503):  # the body was not read: drop the connection, not keep it alive
+        headers["Connection"] = "close"
+    if status == 503:
+        headers["Retry-After"] = "1"
+    return JSONResponse(body, status_code=status, headers=headers or None)
 
 
 @api.exception_handler(RequestValidationError)
@@ -78,7 +93,7 @@ async def _bad_request(request: Request, exc: RequestValidationError) -> JSONRes
 
 @api.exception_handler(PayloadError)
 async def _bad_payload(request: Request, exc: PayloadError) -> JSONResponse:
-    return _error(400, exc.reason, exc.field, exc.row)
+    return _error(exc.status, exc.reason, exc.field, exc.row)
 
 
 @api.exception_handler(ModelError)
@@ -87,9 +102,15 @@ async def _no_model(request: Request, exc: ModelError) -> JSONResponse:
 
 
 class Guard:
-    """Pure ASGI middleware for /v1 routes: bearer token first, then a bounded body read (413
-    past ``max_request_bytes``, whatever Content-Length claims); the app then reads the
-    buffered body.  Cheaper than Starlette's BaseHTTPMiddleware on every request."""
+    """Pure ASGI middleware for /v1 routes: bearer token first, then a bounded body read;
+    the app then reads the buffered body.  Cheaper than Starlette's BaseHTTPMiddleware.
+
+    The read is bounded in size (413 past ``max_request_bytes``, whatever Content-Length
+    claims), in time (408 past ``body_read_timeout_s`` for the whole body) and in number
+    (503 with Retry-After when ``max_concurrent_uploads`` bodies are already being read):
+    a stalled client holds one upload slot for the deadline at most, and ``/healthz``,
+    which never comes here, keeps answering.
+    """
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -107,20 +128,25 @@ class Guard:
         limit = state.max_request_bytes
         declared = headers.get(b"content-length", b"0").decode("latin-1")
         if not declared.isdigit() or int(declared) > limit:
-            await _error(413, f"request body over {limit} bytes")(scope, receive, send)
+            await _error(413, f"request body over {limit} bytes (max_request_bytes)", "body")(scope, receive, send)
             return
-        chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            more = message.get("more_body", False)
-            if size > limit:
-                await _error(413, f"request body over {limit} bytes")(scope, receive, send)
-                return
-        body, delivered = b"".join(chunks), False
+        if scope.get("method", "GET") in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        slots: asyncio.Semaphore = state.upload_slots
+        if slots.locked():  # checked and taken with no await between: atomic on this loop
+            await _error(503, "too many uploads in progress; retry shortly (max_concurrent_uploads)")(
+                scope, receive, send
+            )
+            return
+        async with slots:
+            body = await _read_body(receive, limit, state.limits.body_read_timeout_s)
+        if body is None:  # the client went away
+            return
+        if isinstance(body, JSONResponse):
+            await body(scope, receive, send)
+            return
+        delivered = False
 
         async def replay() -> Any:
             nonlocal delivered
@@ -130,6 +156,28 @@ class Guard:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+async def _read_body(receive: Any, limit: int, timeout_s: float) -> bytes | JSONResponse | None:
+    """The whole body within ``timeout_s`` and ``limit`` bytes, the response refusing it,
+    or None when the client disconnected."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    chunks: list[bytes] = []
+    size, more = 0, True
+    while more:
+        try:
+            message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.0))
+        except TimeoutError:
+            return _error(408, f"request body not received within {timeout_s:g} s (body_read_timeout_s)", "body")
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        more = message.get("more_body", False)
+        if size > limit:
+            return _error(413, f"request body over {limit} bytes (max_request_bytes)", "body")
+    return b"".join(chunks)
 
 
 api.add_middleware(Guard)
@@ -145,12 +193,16 @@ class Gateway:
         token_digest: str,
         max_request_bytes: int,
         consensus: dict[str, Any],
+        limits: dict[str, Any] | None = None,
     ) -> None:
         self.models = models
         self.token_digest = token_digest
         self.consensus = ConsensusConfig(**consensus)
+        self.limits = GatewayLimits(**(limits or {}))
         api.state.token_digest = token_digest
         api.state.max_request_bytes = max_request_bytes
+        api.state.limits = self.limits
+        api.state.upload_slots = asyncio.Semaphore(self.limits.max_concurrent_uploads)
         self.max_request_bytes = max_request_bytes
 
     # ------------------------------------------------------------------ shared
@@ -196,19 +248,20 @@ class Gateway:
         if request.headers.get("content-type", "").startswith(ARROW_STREAM):
             agent = request.query_params.get("agent")
             latest = request.query_params.get("latest_only", "false").lower() in ("1", "true", "yes")
-            return features_from_ipc(body), agent, latest
-        try:
-            raw = json.loads(body or b"null")
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise PayloadError("body", f"not valid JSON: {exc}") from None
+            return await asyncio.to_thread(features_from_ipc, body, limits=self.limits), agent, latest
+        return await asyncio.to_thread(self._json_features, body)
+
+    def _json_features(self, body: bytes) -> tuple[pa.Table, str | None, bool]:
+        """Parse and validate a JSON body (in a worker thread: it may be megabytes)."""
+        raw = parse_json(body, self.limits)
         if not isinstance(raw, dict):
             raise PayloadError("body", "must be a JSON object")
         try:
             parsed = VotesBody.model_validate(raw)
         except ValidationError as exc:
             err = exc.errors()[0]
-            raise PayloadError(".".join(str(p) for p in err["loc"]) or "body", err["msg"]) from None
-        return features_from_columns(parsed.features), parsed.agent, parsed.latest_only
+            raise PayloadError(".".join(str(p) for p in err["loc"])[:200] or "body", err["msg"]) from None
+        return features_from_columns(parsed.features, limits=self.limits), parsed.agent, parsed.latest_only
 
     @api.post("/v1/votes", openapi_extra={"requestBody": {"content": {"application/json": {"schema": VotesBody.model_json_schema()}}}})
     async def votes_http(self, request: Request) -> dict[str, Any]:
@@ -231,15 +284,19 @@ class Gateway:
         grpc_context.set_details("missing or invalid bearer token")
         return True
 
-    def _grpc_features(self, request: pb.VotesRequest) -> pa.Table:
-        if request.ByteSize() > self.max_request_bytes:
-            raise PayloadError("features", f"request over {self.max_request_bytes} bytes")
+    def _grpc_features(self, raw: pb.VotesRequest | bytes) -> tuple[pa.Table, pb.VotesRequest]:
+        """Parse and validate a request (in a worker thread): bytes from the proxy, see
+        ``tinywindow.serving.grpc_service``."""
+        size = len(raw) if isinstance(raw, bytes) else raw.ByteSize()
+        if size > self.max_request_bytes:
+            raise PayloadTooLarge("features", f"request over {self.max_request_bytes} bytes (max_request_bytes)")
+        request = parse_request(pb.VotesRequest, raw)
         kind = request.WhichOneof("features")
         if kind == "arrow_ipc":
-            return features_from_ipc(request.arrow_ipc)
+            return features_from_ipc(request.arrow_ipc, limits=self.limits), request
         if kind == "rows":
             rows = [(r.symbol, r.ts_ns, list(r.values)) for r in request.rows.rows]
-            return features_from_rows(list(request.rows.feature_names), rows)
+            return features_from_rows(list(request.rows.feature_names), rows, limits=self.limits), request
         raise PayloadError("features", "missing: send arrow_ipc or rows")
 
     @staticmethod
@@ -250,14 +307,16 @@ class Gateway:
             for r in records(votes)
         ]
 
-    async def _grpc_call(self, request: pb.VotesRequest, grpc_context: Any, with_signal: bool) -> Any:
+    async def _grpc_call(self, raw: pb.VotesRequest | bytes, grpc_context: Any, with_signal: bool) -> Any:
         reply: Any = pb.SignalReply() if with_signal else pb.VotesReply()
         if self._grpc_denied(grpc_context):
             return reply
         try:
-            votes = await self._votes(self._grpc_features(request), request.agent or None, request.latest_only)
+            features, request = await asyncio.to_thread(self._grpc_features, raw)
+            votes = await self._votes(features, request.agent or None, request.latest_only)
         except PayloadError as exc:
-            grpc_context.set_code(grpc.StatusCode.INVALID_ARGUMENT)
+            code = grpc.StatusCode.RESOURCE_EXHAUSTED if isinstance(exc, PayloadTooLarge) else grpc.StatusCode.INVALID_ARGUMENT
+            grpc_context.set_code(code)
             grpc_context.set_details(f"{exc.field}: {exc.reason}" + (f" (row {exc.row})" if exc.row is not None else ""))
             return reply
         except ModelError as exc:
@@ -272,17 +331,23 @@ class Gateway:
                     agreement=r["agreement"], votes=r["votes"], reason=r["reason"]))
         return reply
 
-    async def Votes(self, request: pb.VotesRequest, grpc_context: Any) -> pb.VotesReply:
+    async def Votes(self, request: pb.VotesRequest | bytes, grpc_context: Any) -> pb.VotesReply:
         reply: pb.VotesReply = await self._grpc_call(request, grpc_context, with_signal=False)
         return reply
 
-    async def Signal(self, request: pb.VotesRequest, grpc_context: Any) -> pb.SignalReply:
+    async def Signal(self, request: pb.VotesRequest | bytes, grpc_context: Any) -> pb.SignalReply:
         reply: pb.SignalReply = await self._grpc_call(request, grpc_context, with_signal=True)
         return reply
 
-    async def Models(self, request: pb.ModelsRequest, grpc_context: Any) -> pb.ModelsReply:
+    async def Models(self, request: pb.ModelsRequest | bytes, grpc_context: Any) -> pb.ModelsReply:
         reply = pb.ModelsReply()
         if self._grpc_denied(grpc_context):
+            return reply
+        try:
+            parse_request(pb.ModelsRequest, request)
+        except PayloadError as exc:
+            grpc_context.set_code(grpc.StatusCode.INVALID_ARGUMENT)
+            grpc_context.set_details(f"{exc.field}: {exc.reason}")
             return reply
         for m in await self._models():
             reply.models.append(pb.Model(agent=m["agent"], version=m["version"] or "", status=m["status"]))

@@ -9,6 +9,9 @@
 * ``Gateway`` (``actors/gateway.py``) is the authenticated HTTP + gRPC ingress.
 * ``build_app`` / ``deploy_config`` / ``start`` / ``swap`` / ``promote`` build and run the
   application from one declarative Serve config (the same document a RayService uses).
+  ``swap`` verifies every requested version's signed manifest through the registry
+  *before* it changes anything: a tampered version raises ``IntegrityError`` and the
+  running app keeps serving what it served.
 """
 
 from __future__ import annotations
@@ -25,15 +28,19 @@ from actors.gateway import ARROW_STREAM, Gateway
 from tinywindow.agents.data import WindowIndex
 from tinywindow.agents.predictor import BATCH_ROWS, Predictor
 from tinywindow.config import Config
-from tinywindow.errors import ModelError, TinyWindowError
+from tinywindow.errors import IntegrityError, ModelError, TinyWindowError
 from tinywindow.log import get_logger
 from tinywindow.schema import symbol_codes
+from tinywindow.serving.limits import GatewayLimits, serving_limits
 from tinywindow.serving.payload import from_ipc, to_ipc
 
 log = get_logger("serving")
 APP_NAME = "tinywindow"
 _batch: Any = serve.batch  # its typing does not model methods with several batched arguments
-__all__ = ["APP_NAME", "ARROW_STREAM", "AgentModel", "Gateway", "build_app", "deploy_config", "promote", "start", "swap"]
+__all__ = [
+    "APP_NAME", "ARROW_STREAM", "AgentModel", "Gateway", "build_app", "deploy_config", "promote", "start", "swap",
+    "verify_versions",
+]
 
 
 # ---------------------------------------------------------------------------- models
@@ -148,7 +155,8 @@ def batched_votes(p: Predictor, tables: list[pa.Table], latest_only: bool) -> li
 
 # ---------------------------------------------------------------------------- building
 
-GRPC_SERVICER = "tinywindow.serving.votes_pb2_grpc.add_TinyWindowServicer_to_server"
+# Requests pass through the proxy as bytes; the gateway parses them (INVALID_ARGUMENT, not UNKNOWN).
+GRPC_SERVICER = "tinywindow.serving.grpc_service.add_tinywindow_servicer"
 
 
 def model_deployment_name(agent: str) -> str:
@@ -160,6 +168,7 @@ def build_app(
     agents: list[str],
     token_digest: str,
     versions: dict[str, str | None] | None = None,
+    limits: GatewayLimits | None = None,
 ) -> Any:
     """The Serve application: one AgentModel deployment per agent plus the Gateway."""
     from tinywindow.agents.registry import registry_root
@@ -191,7 +200,8 @@ def build_app(
         .bind(*model_args(agent))
         for agent in agents
     }
-    gateway_args = (token_digest, s.max_request_bytes, cfg.consensus.model_dump())
+    limits = limits or serving_limits(s)
+    gateway_args = (token_digest, s.max_request_bytes, cfg.consensus.model_dump(), limits.model_dump())
     gateway = deployment(Gateway).options(
         name="gateway",
         ray_actor_options={"num_cpus": s.replica_cpus},
@@ -212,18 +222,24 @@ def app_builder(args: dict[str, Any]) -> Any:
 
     cfg = build(args.get("config", {}))
     digest = args.get("token_digest") or token_digest(serving_token(cfg))
-    return build_app(cfg, list(args["agents"]), str(digest))
+    limits = GatewayLimits(**args["limits"]) if "limits" in args else None
+    return build_app(cfg, list(args["agents"]), str(digest), limits=limits)
 
 
 def deploy_config(
-    cfg: Config, agents: list[str], token_digest: str | None, versions: dict[str, str | None] | None = None
+    cfg: Config,
+    agents: list[str],
+    token_digest: str | None,
+    versions: dict[str, str | None] | None = None,
+    limits: GatewayLimits | None = None,
 ) -> dict[str, Any]:
     """The declarative Serve config (``ServeDeploySchema``) of the whole app.
 
     The same document runs locally (``start``/``swap``), under ``serve deploy`` and in a
     KubeRay RayService (``serveConfigV2``).  Only the token's digest travels in it.  A new
     model version changes nothing but a deployment's ``user_config``, so Serve reconfigures
-    the running replicas in place.
+    the running replicas in place.  ``limits`` overrides ``serving.limits`` (pass the same
+    value to every later ``swap``: a change restarts the gateway).
     """
     versions = versions or {}
     return {
@@ -238,6 +254,7 @@ def deploy_config(
                 "args": {
                     "agents": list(agents),
                     **({"token_digest": token_digest} if token_digest else {}),
+                    **({"limits": limits.model_dump()} if limits is not None else {}),
                     "config": cfg.model_dump(mode="json", exclude={"serving": {"token"}}),
                 },
                 "deployments": [
@@ -282,12 +299,16 @@ def start_proxies(cfg: Config) -> None:
 
 
 def start(
-    cfg: Config, agents: list[str], token_digest: str, versions: dict[str, str | None] | None = None
+    cfg: Config,
+    agents: list[str],
+    token_digest: str,
+    versions: dict[str, str | None] | None = None,
+    limits: GatewayLimits | None = None,
 ) -> dict[str, Any]:
     """Start Serve (HTTP on ``serving.host``, gRPC on ``serving.grpc_port``) and deploy."""
     start_proxies(cfg)
     t0 = time.perf_counter()
-    config = deploy_config(cfg, agents, token_digest, versions)
+    config = deploy_config(cfg, agents, token_digest, versions, limits)
     apply(config)
     log.info("serving %s in %.1fs", ", ".join(agents), time.perf_counter() - t0)
     return config
@@ -330,9 +351,55 @@ def promote(agent: str, version: str, app: str = APP_NAME, timeout_s: float = 12
     apply(config, timeout_s)
 
 
-def swap(cfg: Config, agents: list[str], token_digest: str, versions: dict[str, str | None]) -> dict[str, Any]:
+def verify_versions(cfg: Config, versions: dict[str, str | None]) -> dict[str, str]:
+    """Verify each requested version (None: the newest) through the registry, as the
+    replicas will; returns the resolved names.  Raises ``IntegrityError`` (tampered,
+    unsigned) or ``ModelError`` (missing) saying the swap was refused."""
+    from tinywindow.agents.registry import ModelRegistry
+
+    registry = ModelRegistry.from_config(cfg, read_only=True)
+    resolved: dict[str, str] = {}
+    for agent, version in versions.items():
+        try:
+            resolved[agent] = str(registry.metadata(agent, version)["version"])
+        except IntegrityError as exc:
+            raise IntegrityError(f"swap refused, the running app is unchanged: {exc}") from None
+        except ModelError as exc:
+            raise ModelError(f"swap refused, the running app is unchanged: {exc}") from None
+    return resolved
+
+
+def live_status(agents: list[str], app: str = APP_NAME) -> dict[str, dict[str, Any]]:
+    """Each agent's ``AgentModel.status()`` (from one of its replicas)."""
+    return {
+        a: serve.get_deployment_handle(model_deployment_name(a), app).status.remote().result(timeout_s=30)
+        for a in agents
+    }
+
+
+def swap(
+    cfg: Config,
+    agents: list[str],
+    token_digest: str,
+    versions: dict[str, str | None],
+    limits: GatewayLimits | None = None,
+) -> dict[str, Any]:
     """Put new model versions live: only ``user_config`` changes, so replicas reconfigure in
-    place and requests keep flowing."""
-    config = deploy_config(cfg, agents, token_digest, versions)
+    place and requests keep flowing.
+
+    Every version is verified first (``verify_versions``): a refused one raises before the
+    app is touched.  Should the replicas still refuse one (their registry differs from
+    this process's), the previous versions are put back and ``IntegrityError`` raised.
+    """
+    verify_versions(cfg, versions)
+    before = {a: s["version"] for a, s in live_status(agents).items()}
+    config = deploy_config(cfg, agents, token_digest, versions, limits)
     apply(config)
+    refused = {
+        a: s for a, s in live_status(agents).items() if versions.get(a) and s["version"] != versions[a]
+    }
+    if refused:
+        apply(deploy_config(cfg, agents, token_digest, {**versions, **{a: before[a] for a in refused}}, limits))
+        detail = "; ".join(f"{a} {versions[a]}: {s['swap_error']}" for a, s in refused.items())
+        raise IntegrityError(f"swap refused by the replicas, previous versions kept: {detail}")
     return config

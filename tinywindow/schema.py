@@ -209,16 +209,20 @@ def order_violations(table: pa.Table) -> list[Violation]:
     if n < 2:
         return []
     codes = symbol_codes(table)
-    ts = table.column("ts").cast(pa.int64()).to_numpy()
+    # int64 throughout: float64 has 53 bits, so distinct nanosecond ticks would compare equal
+    ts = np.asarray(table.column("ts").cast(pa.int64()).to_numpy(), dtype=np.int64)
     order = np.argsort(codes, kind="stable")
-    prev_max = (
-        pd.Series(ts[order]).groupby(codes[order]).cummax().groupby(codes[order]).shift(1)
-    ).to_numpy(dtype=np.float64, na_value=np.nan)
-    ts_sorted = ts[order].astype(np.float64)
+    codes_sorted, ts_sorted = codes[order], ts[order]
+    running_max = pd.Series(ts_sorted).groupby(codes_sorted).cummax().to_numpy(dtype=np.int64)
+    prev_max = np.empty_like(running_max)
+    prev_max[0], prev_max[1:] = running_max[0], running_max[:-1]
+    has_prev = np.ones(n, dtype=bool)
+    has_prev[0] = False
+    has_prev[1:] = codes_sorted[1:] == codes_sorted[:-1]  # not the first row of its symbol
     dup = np.zeros(n, dtype=bool)
     back = np.zeros(n, dtype=bool)
-    dup[order[ts_sorted == prev_max]] = True
-    back[order[ts_sorted < prev_max]] = True
+    dup[order[has_prev & (ts_sorted == prev_max)]] = True
+    back[order[has_prev & (ts_sorted < prev_max)]] = True
     return [
         Violation("duplicate timestamp for symbol", "ts", dup),
         Violation("timestamps not increasing for symbol", "ts", back),

@@ -5,114 +5,29 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import statistics
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 import httpx
 import pyarrow as pa
-import pyarrow.ipc as ipc
 import pytest
-from ray import serve
 
 from actors import serving
-from tinywindow.agents.registry import ModelRegistry
+from tests.serving_app import AUTH, TOKEN, Served, ipc_bytes, served_fixture
 from tinywindow.agents.train import train_agent
-from tinywindow.config import Config
 from tinywindow.crypto.keystore import KeyStore
 from tinywindow.data import features as F
-from tinywindow.data.synthetic import generate
+from tinywindow.errors import IntegrityError
 from tinywindow.serving import votes_pb2 as pb
-from tinywindow.serving import votes_pb2_grpc as pb_grpc
-from tinywindow.serving.auth import token_digest
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
-TOKEN = "test-token-" + "x" * 24
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-TINY_PPO = {"iterations": 1, "train_batch": 256, "minibatch": 64, "epochs": 1, "num_envs": 2, "episode_len": 64}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Served:
-    cfg: Config
-    registry: ModelRegistry
-    features: pa.Table
-    versions: dict[str, list[str]]
-    http: httpx.Client
-    grpc_stub: pb_grpc.TinyWindowStub
-    agents: list[str]
-
-    def columns(self, table: pa.Table | None = None) -> dict[str, list[Any]]:
-        """A FEATURES table as the columnar JSON the API takes."""
-        t = self.window() if table is None else table
-        cols: dict[str, list[Any]] = {"symbol": [str(s) for s in t.column("symbol").to_pylist()],
-                                      "ts": t.column("ts").cast(pa.int64()).to_pylist()}
-        for name in F.FEATURE_NAMES:
-            cols[name] = [None if (v is None or math.isnan(v)) else v for v in t.column(name).to_pylist()]
-        return cols
-
-    def window(self, rows: int = 40) -> pa.Table:
-        """The newest ``rows`` feature rows of every symbol."""
-        from tinywindow.data.history import tail_indices
-        from tinywindow.schema import symbol_codes
-
-        return self.features.take(pa.array(tail_indices(symbol_codes(self.features), rows)))
-
-    def swap(self, versions: dict[str, str | None]) -> None:
-        serving.swap(self.cfg, self.agents, token_digest(TOKEN), versions)
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    root = tmp_path_factory.mktemp("serving")
-    cfg = (
-        Config()
-        .set("data_dir", str(root))
-        .set("agents.window", 8)
-        .set("agents.valid_bars", 60)
-        .set("agents.xgb_rounds", 20)
-        .set("serving.http_port", _free_port())
-        .set("serving.grpc_port", _free_port())
-        .set("serving.max_replicas", 1)
-        .set("serving.max_request_bytes", 256 * 1024)
-    )
-    keys = KeyStore.init(cfg.path("keys"), "serving test passphrase", scrypt_log2_n=10)
-    registry = ModelRegistry.from_config(cfg, keys)
-    features = F.compute(generate(4, 400, seed=5))
-    versions: dict[str, list[str]] = {"xgboost": [], "lstm": []}
-    for seed in (1, 2):
-        versions["xgboost"].append(str(train_agent("xgboost", features, cfg, registry=registry, seed=seed).version))
-    versions["lstm"].append(str(train_agent("lstm", features, cfg, registry=registry, overrides=TINY_PPO).version))
-    agents = ["lstm", "xgboost"]
-    serving.start(cfg, agents, token_digest(TOKEN), {"xgboost": versions["xgboost"][0]})
-    http = httpx.Client(base_url=f"http://127.0.0.1:{cfg.serving.http_port}", timeout=30)
-    channel = grpc.insecure_channel(f"127.0.0.1:{cfg.serving.grpc_port}")
-    try:
-        yield Served(cfg, registry, features, versions, http, pb_grpc.TinyWindowStub(channel), agents)
-    finally:
-        http.close()
-        channel.close()
-        serve.shutdown()
-
-
-def _ipc(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with ipc.new_stream(sink, table.schema) as w:
-        w.write_table(table)
-    return bytes(sink.getvalue().to_pybytes())
+served = served_fixture(["lstm", "xgboost"])  # one Serve app for this module (tests/serving_app.py)
+_ipc = ipc_bytes
 
 
 # ---------------------------------------------------------------------------- HTTP
@@ -329,7 +244,9 @@ def test_tampered_version_is_refused_and_old_one_keeps_serving(served: Served) -
     before = _live_version(served, "xgboost")
     with Traffic(served, clients=2) as traffic:
         traffic.wait_requests(10)
-        served.swap({"xgboost": v3})
+        with pytest.raises(IntegrityError, match="refused"):  # the driver checks before deploying
+            served.swap({"xgboost": v3})
+        served.push_unverified({"xgboost": v3})  # past that check, the replicas refuse it too
         traffic.wait_requests(10)
     assert traffic.failures == []
     models = {m["agent"]: m for m in served.http.get("/v1/models", headers=AUTH).json()["models"]}

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from tinywindow import __version__
 from tinywindow.config import Config, load
-from tinywindow.errors import TinyWindowError
+from tinywindow.errors import ConfigError, TinyWindowError
 from tinywindow.log import get_logger, setup
 
 
@@ -53,16 +53,28 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return load(args.config, overrides=overrides)
 
 
+def _load_config(args: argparse.Namespace) -> Config:
+    """``config_from_args``, with anything unforeseen while reading an operator's config
+    reported as a one-line ``ConfigError`` instead of a traceback."""
+    try:
+        return config_from_args(args)
+    except TinyWindowError:
+        raise
+    except (RecursionError, MemoryError, ValueError, TypeError, OSError, UnicodeError) as exc:
+        get_logger("cli").debug("config failed to load", exc_info=True)
+        raise ConfigError(f"could not load the config: {type(exc).__name__}: {str(exc)[:200]}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        cfg = config_from_args(args)
+        cfg = _load_config(args)
         setup(cfg.log.level)
         result = args.func(args, cfg)
         return int(result or 0)
     except TinyWindowError as exc:
         get_logger("cli").debug("command failed", exc_info=True)
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"error: {type(exc).__name__}: {' '.join(str(exc).split())}", file=sys.stderr)  # one line
         return 2
     except KeyboardInterrupt:
         return 130

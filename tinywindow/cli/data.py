@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tinywindow.config import Config, SourceConfig
-from tinywindow.errors import ConfigError
+from tinywindow.errors import ConfigError, DataError
 
 
 def register(sub: Any) -> None:
@@ -116,13 +116,16 @@ def cmd_ingest(args: argparse.Namespace, cfg: Config) -> int:
     from tinywindow.report import iso, table
 
     names = args.sources or [s.name for s in cfg.data.sources]
-    sink = EncryptedStore.from_config(cfg)
+    sink: EncryptedStore | None = None
     rows = []
     for name in names:
         scfg = resolve_source(cfg, name)
         t0 = time.perf_counter()
         src = build_source(scfg, cfg.data.on_bad_rows)
-        bars = src.fetch()
+        bars = src.fetch()  # a bad file fails here (DataError: file, row, column), before any write
+        if bars.num_rows == 0:
+            raise DataError("no bars to ingest", source=scfg.name)
+        sink = sink or EncryptedStore.from_config(cfg)
         writer = SegmentWriter(sink, scfg.name, cfg.data.segment_rows)
         writer.add(bars)
         written = writer.flush()
@@ -134,7 +137,8 @@ def cmd_ingest(args: argparse.Namespace, cfg: Config) -> int:
             len(written), round(time.perf_counter() - t0, 2),
         ])
     print(table(rows, ["source", "bars", "symbols", "first", "last", "quarantined", "segments", "seconds"]))
-    print(f"\nencrypted segments under {sink.root} (list them: tinywindow data segments)")
+    if sink is not None:
+        print(f"\nencrypted segments under {sink.root} (list them: tinywindow data segments)")
     return 0
 
 

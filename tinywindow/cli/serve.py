@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from tinywindow.config import Config
-from tinywindow.errors import ConfigError
+from tinywindow.errors import ConfigError, IntegrityError, ModelError
 
 AGENTS = ["lstm", "transformer", "xgboost"]
 
@@ -110,13 +110,31 @@ def cmd_config(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+SWAP_REFUSED = 3  # exit status of a refused swap (2: any other TinyWindowError)
+
+
+def _refused(exc: Exception) -> int:
+    print(f"refused: {type(exc).__name__}: {exc}", file=sys.stderr)
+    return SWAP_REFUSED
+
+
 def cmd_swap(args: argparse.Namespace, cfg: Config) -> int:
+    """Verify the versions, then put them live; a refused version leaves the running app
+    as it was and exits with ``SWAP_REFUSED``."""
     from actors import serving
     from tinywindow.serving.auth import serving_token, token_digest
 
     agents = _agents(args)
     versions = _versions(args.versions, agents)
+    digest = token_digest(serving_token(cfg))
+    try:
+        serving.verify_versions(cfg, versions)  # before connecting: nothing is touched
+    except (IntegrityError, ModelError) as exc:
+        return _refused(exc)
     cfg = _connect(cfg, args)
-    serving.swap(cfg, agents, token_digest(serving_token(cfg)), versions)
+    try:
+        serving.swap(cfg, agents, digest, versions)
+    except IntegrityError as exc:  # the replicas refused it: the previous versions are back
+        return _refused(exc)
     print("live:", ", ".join(f"{a} {v or 'latest'}" for a, v in versions.items()))
     return 0

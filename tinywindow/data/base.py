@@ -13,9 +13,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tinywindow.errors import DataError
-from tinywindow.schema import BARS, Quarantine, quarantine, validate
+from tinywindow.schema import BARS, Quarantine, ValueRule, Violation, quarantine, validate
 
 TimeLike: TypeAlias = str | datetime | date | pd.Timestamp | int | None
+
+# Words pandas would read as the wall-clock time of the call: never a market timestamp.
+RELATIVE_TIME_WORDS = frozenset({"now", "today", "yesterday", "tomorrow"})
 
 
 @runtime_checkable
@@ -44,16 +47,20 @@ def to_utc_ns(value: TimeLike) -> int | None:
     """A time as integer nanoseconds since the epoch, UTC; naive times are taken as UTC."""
     if value is None:
         return None
+    if isinstance(value, bool):
+        raise DataError(f"not a time: {value!r}")
     if isinstance(value, int | np.integer):
         return int(value)
+    if isinstance(value, str) and value.strip().lower() in RELATIVE_TIME_WORDS:
+        raise DataError(f"not a time: {value!r} (relative words are refused; give an absolute time)")
     try:
         ts = pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
-        raise DataError(f"not a time: {value!r}") from exc
-    if ts is pd.NaT:
-        raise DataError(f"not a time: {value!r}")
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return int(ts.value)
+        if ts is pd.NaT:
+            raise DataError(f"not a time: {value!r}")
+        ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+        return int(ts.as_unit("ns").value)
+    except (ValueError, TypeError, OverflowError) as exc:  # OutOfBoundsDatetime is a ValueError
+        raise DataError(f"not a time: {value!r} ({exc})") from exc
 
 
 def select(
@@ -112,15 +119,77 @@ def replay(
         yield ordered.slice(int(a), int(b - a))
 
 
-def admit(
-    table: pa.Table, source: str, on_bad_rows: str = "reject"
+def price_bounds(min_price: float, max_price: float, max_volume: float) -> ValueRule:
+    """A value rule for BARS: finite prices within [min_price, max_price], volume <= max_volume.
+
+    NaN / inf / non-positive values are already caught by the contract's own rules; this one
+    catches the finite absurd (1e-320, 1e300) a source's configuration rules out."""
+
+    def rule(table: pa.Table) -> list[Violation]:
+        out = []
+        for name in ("open", "high", "low", "close"):
+            x = table.column(name).to_numpy()
+            with np.errstate(invalid="ignore"):
+                bad = np.isfinite(x) & (x > 0) & ((x < min_price) | (x > max_price))
+            out.append(Violation(f"price outside [min_price={min_price:g}, max_price={max_price:g}]", name, bad))
+        v = table.column("volume").to_numpy()
+        with np.errstate(invalid="ignore"):
+            out.append(Violation(f"volume above max_volume={max_volume:g}", "volume", np.isfinite(v) & (v > max_volume)))
+        return out
+
+    return rule
+
+
+def _apply_rules(
+    table: pa.Table, kept: np.ndarray, rules: Sequence[ValueRule], source: str, on_bad_rows: str
 ) -> tuple[pa.Table, Quarantine]:
-    """Validate a batch entering the system: reject it whole, or quarantine its bad rows."""
+    """Extra value rules on an already validated table; ``kept[i]`` is row i's index in the
+    batch as it arrived, so errors and quarantined rows point into the original."""
+    found = [v for rule in rules for v in rule(table) if v.mask.any()]
+    if not found:
+        return table, Quarantine()
+    if on_bad_rows == "reject":
+        first = min(found, key=lambda v: int(np.argmax(v.mask)))
+        row = int(np.argmax(first.mask))
+        raise DataError(
+            f"BARS: {first.reason} ({int(first.mask.sum())} row(s))",
+            source=source,
+            row=int(kept[row]),
+            column=first.column,
+        )
+    bad = np.zeros(table.num_rows, dtype=bool)
+    reasons: dict[str, int] = {}
+    for v in found:
+        new = v.mask & ~bad
+        if new.any():
+            key = f"{v.column}: {v.reason}"
+            reasons[key] = reasons.get(key, 0) + int(new.sum())
+            bad |= new
+    rows = tuple(int(kept[i]) for i in np.flatnonzero(bad))
+    return table.filter(pa.array(~bad)), Quarantine(len(rows), reasons, rows)
+
+
+def admit(
+    table: pa.Table,
+    source: str,
+    on_bad_rows: str = "reject",
+    rules: Sequence[ValueRule] = (),
+) -> tuple[pa.Table, Quarantine]:
+    """Validate a batch entering the system: reject it whole, or quarantine its bad rows.
+
+    ``rules`` are extra value rules of the source (``price_bounds``), applied after the
+    contract's own."""
     if on_bad_rows == "quarantine":
-        return quarantine(table, BARS, source=source)
-    if on_bad_rows != "reject":
+        clean, q = quarantine(table, BARS, source=source)
+    elif on_bad_rows == "reject":
+        clean, q = validate(table, BARS, source=source), Quarantine()
+    else:
         raise DataError(f"on_bad_rows must be 'reject' or 'quarantine', got {on_bad_rows!r}", source=source)
-    return validate(table, BARS, source=source), Quarantine()
+    if not rules or clean.num_rows == 0:
+        return clean, q
+    kept = np.setdiff1d(np.arange(table.num_rows), np.asarray(q.rows, dtype=np.int64))
+    clean, extra = _apply_rules(clean, kept, rules, source, on_bad_rows)
+    return clean, q.merge(extra)
 
 
 def bars_from_frame(df: pd.DataFrame, symbol: str) -> pa.Table:
@@ -149,6 +218,7 @@ class HistoricalSource:
     name: str
     on_bad_rows: str = "reject"
     replay_speed: float = 0.0
+    rules: tuple[ValueRule, ...] = ()  # extra value rules applied to every part
 
     def __init__(self) -> None:
         self._table: pa.Table | None = None
@@ -164,7 +234,7 @@ class HistoricalSource:
         if self._table is None:
             admitted, report = [], Quarantine()
             for label, raw in self.parts():
-                clean, q = admit(raw, label, self.on_bad_rows)
+                clean, q = admit(raw, label, self.on_bad_rows, self.rules)
                 admitted.append(clean)
                 report = report.merge(q)
             table, q = admit(concat_bars(admitted), self.name, self.on_bad_rows)

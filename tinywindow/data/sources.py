@@ -17,12 +17,13 @@ def build_source(
 
         return BundledSource(cfg.name, cfg.datasets, on_bad_rows, cfg.replay_speed)
     if cfg.kind == "file":
-        from tinywindow.data.files import FileSource
+        from tinywindow.data.files import FileOptions, FileSource
 
         if not cfg.path:
             raise ConfigError(f"source {cfg.name!r}: kind 'file' needs a path", key="data.sources.path")
         return FileSource(
-            cfg.name, cfg.path, cfg.columns, cfg.symbol, cfg.timezone, on_bad_rows, cfg.replay_speed
+            cfg.name, cfg.path, cfg.columns, cfg.symbol, cfg.timezone, on_bad_rows, cfg.replay_speed,
+            options=FileOptions.from_config(cfg),
         )
     if cfg.kind == "synthetic":
         from tinywindow.data.synthetic import SyntheticSource
