@@ -14,9 +14,9 @@ from ray.cluster_utils import Cluster
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.data_source import remote_data_source
+from tests.raytools import COLD_START_S, poll, retry_once
 from tinywindow.config import Config
 from tinywindow.crypto.keystore import KeyStore
-from tests.raytools import COLD_START_S, poll, retry_once
 from tinywindow.data.persist import EncryptedSink
 
 PASSPHRASE = "node loss test passphrase"

@@ -1,2 +1,3 @@
 """The hostile-input corpus: every case asserts its typed error or status, that the process
-keeps serving, and that stored data is unchanged (docs/reliability.md tables them)."""
+keeps serving, and that stored data is unchanged (docs/reliability.md and docs/reliability/ table
+them)."""

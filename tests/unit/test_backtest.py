@@ -153,10 +153,12 @@ def test_sparse_path_equals_the_loop_on_any_targets(data: tuple, fee_bps: float,
     kw = dict(initial_cash=1e5, commission=Commission.from_bps(fee_bps, minimum=0.1), slippage=Slippage(slip_bps))
     fast = simulate_targets(open_, close, tgt, **kw)  # type: ignore[arg-type]
     loop = simulate_targets(open_, close, tgt, collar=1e9, **kw)  # type: ignore[arg-type]
-    np.testing.assert_allclose(fast.equity, loop.equity, rtol=1e-12)
-    np.testing.assert_allclose(fast.cash, loop.cash, rtol=1e-12)
+    # the two paths sum the same cash flows in different orders: equal to 1e-12 relative, or to
+    # 1e-6 absolute (1e-11 of the capital) where a book has lost nearly everything
+    np.testing.assert_allclose(fast.equity, loop.equity, rtol=1e-12, atol=1e-6)
+    np.testing.assert_allclose(fast.cash, loop.cash, rtol=1e-12, atol=1e-6)
     np.testing.assert_array_equal(fast.position, loop.position)
     np.testing.assert_array_equal(fast.fill_qty, loop.fill_qty)
     np.testing.assert_allclose(fast.column_pnl, loop.column_pnl, rtol=1e-9, atol=1e-7)
-    np.testing.assert_allclose(fast.gross, loop.gross, rtol=1e-12)
+    np.testing.assert_allclose(fast.gross, loop.gross, rtol=1e-12, atol=1e-6)
     assert fast.closed_trades == loop.closed_trades
