@@ -37,15 +37,15 @@ from typing import Any
 
 import pyarrow as pa
 
-from tinywindow.agents.experience import ExperienceBuffer
-from tinywindow.agents.params import check_agent
-from tinywindow.agents.predictor import Predictor
-from tinywindow.agents.registry import ModelRegistry
 from tinywindow.config import Config, build
+from tinywindow.core.log import get_logger
 from tinywindow.crypto.journal import Journal
 from tinywindow.crypto.keystore import KeyStore
 from tinywindow.errors import DataError, ModelError
-from tinywindow.log import get_logger
+from tinywindow.models.experience import ExperienceBuffer
+from tinywindow.models.params import check_agent
+from tinywindow.models.predictor import Predictor
+from tinywindow.models.registry import ModelRegistry
 
 FeatureSource = Callable[[], pa.Table]
 SMALL_TABLE_BYTES = 4 * 1024**2  # below this, Arrow IPC bytes beat Ray's Table serialization
@@ -155,8 +155,8 @@ class AgentActor:
         return self._train(self._data(features), None, warm=True)
 
     def _train(self, features: pa.Table, overrides: dict[str, Any] | None, warm: bool) -> dict[str, Any]:
-        from tinywindow.agents.params import RL_AGENTS
-        from tinywindow.agents.train import train_agent
+        from tinywindow.models.params import RL_AGENTS
+        from tinywindow.models.train import train_agent
 
         with self._lock:
             t0 = time.perf_counter()

@@ -25,11 +25,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tinywindow.config import Config, build
-from tinywindow.consensus_book import ConsensusBook
+from tinywindow.consensus.state import ConsensusBook
+from tinywindow.contracts import VOTES, validate
+from tinywindow.core.log import get_logger
 from tinywindow.crypto.keystore import KeyStore
-from tinywindow.durable import DurableState
-from tinywindow.log import get_logger
-from tinywindow.schema import VOTES, validate
+from tinywindow.durability.recovery import DurableState
 
 
 def _ns(ts: Any) -> int:

@@ -24,16 +24,16 @@ from typing import Any
 
 import pyarrow as pa
 
-from tinywindow.config import DataConfig, SourceConfig
+from tinywindow.contracts import BARS, Quarantine, symbol_codes, validate
+from tinywindow.core.log import get_logger
 from tinywindow.data import features as feats
 from tinywindow.data.base import DataSource, TimeLike, select, to_utc_ns
 from tinywindow.data.cache import TableCache
+from tinywindow.data.config import DataConfig, SourceConfig
 from tinywindow.data.history import BarHistory, tail_indices
 from tinywindow.data.persist import SegmentSink, SegmentWriter, read_segment, segment_name
 from tinywindow.data.sources import build_source
 from tinywindow.errors import DataError, TinyWindowError
-from tinywindow.log import get_logger
-from tinywindow.schema import BARS, Quarantine, symbol_codes, validate
 
 Subscriber = Any  # a Ray actor handle, or a plain callable in-process
 MAX_REJECTS_KEPT = 100

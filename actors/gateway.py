@@ -28,9 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from tinywindow.config import ConsensusConfig
+from tinywindow.consensus.config import ConsensusConfig
+from tinywindow.contracts import VOTES
 from tinywindow.errors import ModelError
-from tinywindow.schema import VOTES
 from tinywindow.serving import votes_pb2 as pb
 from tinywindow.serving.auth import bearer_ok
 from tinywindow.serving.grpc_service import parse_request
@@ -220,10 +220,10 @@ class Gateway:
         return pa.concat_tables([from_ipc(r) for r in results]) if results else VOTES.empty_table()
 
     def _signal(self, votes: pa.Table) -> pa.Table:
-        from tinywindow.consensus import decide
+        from tinywindow.consensus.voting import decide
 
         if votes.num_rows == 0:
-            from tinywindow.schema import SIGNALS
+            from tinywindow.contracts import SIGNALS
 
             return SIGNALS.empty_table()
         at_ns = int(votes.column("ts").cast(pa.int64()).to_numpy().max())

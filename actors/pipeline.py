@@ -19,11 +19,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tinywindow.config import Config, SourceConfig
+from tinywindow.config import Config
+from tinywindow.core.log import get_logger
 from tinywindow.data.base import select
+from tinywindow.data.config import SourceConfig
 from tinywindow.data.features import complete_mask
 from tinywindow.data.persist import EncryptedSink
-from tinywindow.log import get_logger
 
 log = get_logger("pipeline")
 

@@ -28,13 +28,19 @@ from typing import Any
 
 import pyarrow as pa
 
-from tinywindow.broker import Broker, dec_str
 from tinywindow.config import Config, build
+from tinywindow.core.log import get_logger
 from tinywindow.crypto.keystore import KeyStore
-from tinywindow.durable import DurableState, Recovery
-from tinywindow.log import get_logger
-from tinywindow.trading import TradingEngine
-from tinywindow.trading_io import bar_rows, fills_table, orders_table, outcomes_table, signal_rows
+from tinywindow.durability.recovery import DurableState, Recovery
+from tinywindow.execution.broker import Broker, dec_str
+from tinywindow.execution.engine import TradingEngine
+from tinywindow.execution.tables import (
+    bar_rows,
+    fills_table,
+    orders_table,
+    outcomes_table,
+    signal_rows,
+)
 
 
 class PortfolioActor:

@@ -25,12 +25,12 @@ import pyarrow as pa
 from ray import serve
 
 from actors.gateway import ARROW_STREAM, Gateway
-from tinywindow.agents.data import WindowIndex
-from tinywindow.agents.predictor import BATCH_ROWS, Predictor
 from tinywindow.config import Config
+from tinywindow.contracts import symbol_codes
+from tinywindow.core.log import get_logger
 from tinywindow.errors import IntegrityError, ModelError, TinyWindowError
-from tinywindow.log import get_logger
-from tinywindow.schema import symbol_codes
+from tinywindow.models.predictor import BATCH_ROWS, Predictor
+from tinywindow.models.windows import WindowIndex
 from tinywindow.serving.limits import GatewayLimits, serving_limits
 from tinywindow.serving.payload import from_ipc, to_ipc
 
@@ -58,8 +58,8 @@ class AgentModel:
         batch_wait_timeout_s: float = 0.002,
         torch_threads: int = 1,
     ) -> None:
-        from tinywindow.agents.registry import ModelRegistry
         from tinywindow.crypto.keystore import KeyStore
+        from tinywindow.models.registry import ModelRegistry
 
         try:
             import torch
@@ -171,8 +171,8 @@ def build_app(
     limits: GatewayLimits | None = None,
 ) -> Any:
     """The Serve application: one AgentModel deployment per agent plus the Gateway."""
-    from tinywindow.agents.registry import registry_root
     from tinywindow.crypto import keystore_dir
+    from tinywindow.models.registry import registry_root
 
     s = cfg.serving
     versions = versions or {}
@@ -355,7 +355,7 @@ def verify_versions(cfg: Config, versions: dict[str, str | None]) -> dict[str, s
     """Verify each requested version (None: the newest) through the registry, as the
     replicas will; returns the resolved names.  Raises ``IntegrityError`` (tampered,
     unsigned) or ``ModelError`` (missing) saying the swap was refused."""
-    from tinywindow.agents.registry import ModelRegistry
+    from tinywindow.models.registry import ModelRegistry
 
     registry = ModelRegistry.from_config(cfg, read_only=True)
     resolved: dict[str, str] = {}

@@ -32,15 +32,15 @@ import pandas as pd
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from tinywindow.backtest import (
+from tinywindow.backtest.simulator import (
     simulate_targets,
     simulate_weights,
     sma_crossover_actions,
     stop_and_reverse_targets,
 )
-from tinywindow.broker import Commission, Slippage
 from tinywindow.config import PortfolioConfig, RiskConfig
-from tinywindow.trading import BarRow, TradingEngine
+from tinywindow.execution.broker import Commission, Slippage
+from tinywindow.execution.engine import BarRow, TradingEngine
 
 FAST, SLOW = 10, 30
 RATE, SLIP = 0.001, 0.0005
@@ -51,9 +51,9 @@ NOTIONAL = 10_000.0
 
 def panel_data(n: int, t: int, seed: int) -> tuple[dict[str, np.ndarray], str]:
     try:
-        from tinywindow.data.synthetic import generate_panel
+        from tinywindow.data.sources.synthetic import generate_panel
 
-        return generate_panel(n, t, seed), "tinywindow.data.synthetic (regime-switching factor model)"
+        return generate_panel(n, t, seed), "tinywindow.data.sources.synthetic (regime-switching factor model)"
     except ImportError:  # pragma: no cover - the data layer is part of the repo now
         rng = np.random.default_rng(seed)
         r = rng.normal(0.0003, 0.015, (t, n))

@@ -22,9 +22,9 @@ import pandas as pd
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from tinywindow.cli._tables import table
 from tinywindow.data import features
-from tinywindow.data.synthetic import generate
-from tinywindow.report import table
+from tinywindow.data.sources.synthetic import generate
 
 
 def peer_features(df: pd.DataFrame) -> pd.DataFrame:

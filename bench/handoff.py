@@ -27,7 +27,7 @@ import pyarrow as pa
 import ray
 
 from actors.data_source import DataSourceActor
-from tinywindow.report import table
+from tinywindow.cli._tables import table
 
 
 class BenchSource(DataSourceActor):

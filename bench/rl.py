@@ -31,14 +31,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from tinywindow.report import table
+from tinywindow.cli._tables import table
 
 WINDOW = 32
 HIDDEN = 32
 
 
 def hyper(train_batch: int, iterations: int) -> Any:
-    from tinywindow.agents.params import PPOParams
+    from tinywindow.models.params import PPOParams
 
     return PPOParams(
         hidden=HIDDEN, lr=3e-4, gamma=0.5, lambda_=0.95, entropy_coeff=0.01, clip_param=0.2, vf_loss_coeff=0.5,
@@ -50,7 +50,7 @@ class RLlibPPO:
     """RLlib PPO with the LSTM agent's config (local env runner and learner)."""
 
     def __init__(self, env_cfg: dict[str, Any], params: Any) -> None:
-        from tinywindow.agents.ppo import ppo_config
+        from tinywindow.models.rl.ppo import ppo_config
 
         self.algo = ppo_config("lstm", env_cfg, params, seed=0).build_algo()
         self.steps = 0
@@ -79,8 +79,8 @@ class SB3PPO:
         from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
         from stable_baselines3.common.vec_env import DummyVecEnv
 
-        from tinywindow.agents.env import TradingEnv
-        from tinywindow.agents.lstm import LSTMEncoder
+        from tinywindow.models.rl.env import TradingEnv
+        from tinywindow.models.rl.lstm import LSTMEncoder
 
         class Encoder(BaseFeaturesExtractor):  # the LSTM agent's encoder, unchanged
             def __init__(self, space: Any) -> None:
@@ -154,10 +154,10 @@ def interleaved(env_cfg: dict[str, Any], params: Any) -> dict[str, dict[str, flo
 
 
 def inference(symbols: int, bars: int, params: Any, trained_xgb: Any) -> tuple[list[list[Any]], dict[str, float]]:
-    from tinywindow.agents.data import Normalizer, feature_names
-    from tinywindow.agents.ppo import RLPredictor, build_module
     from tinywindow.data import features
-    from tinywindow.data.synthetic import generate
+    from tinywindow.data.sources.synthetic import generate
+    from tinywindow.models.rl.ppo import RLPredictor, build_module
+    from tinywindow.models.windows import Normalizer, feature_names
 
     feats = features.compute(generate(symbols, bars + WINDOW + 120, seed=3))
     # the newest ``bars`` rows per symbol after warm-up (what features_window(bars) returns)
@@ -202,11 +202,11 @@ def main() -> int:
     torch.set_num_threads(1)
     ray.init("local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
 
-    from tinywindow.agents.data import data_range, feature_names, fit_normalizer, to_series
-    from tinywindow.agents.env import env_config
-    from tinywindow.agents.params import XGBParams
-    from tinywindow.agents.train import bundled_features
-    from tinywindow.agents.xgb import train_xgb
+    from tinywindow.models.params import XGBParams
+    from tinywindow.models.rl.env import env_config
+    from tinywindow.models.train import bundled_features
+    from tinywindow.models.windows import data_range, feature_names, fit_normalizer, to_series
+    from tinywindow.models.xgb import train_xgb
 
     feats = bundled_features()
     series = [s.between(None, "2011-01-01") for s in to_series(feats)]

@@ -35,16 +35,16 @@ import ray
 from ray import serve
 
 from actors import serving
-from tinywindow.agents.registry import ModelRegistry, registry_root
-from tinywindow.agents.train import train_agent
+from tinywindow.cli._tables import table
 from tinywindow.config import Config
+from tinywindow.contracts import symbol_codes
 from tinywindow.crypto import keystore_dir
 from tinywindow.crypto.keystore import KeyStore
 from tinywindow.data import features as F
 from tinywindow.data.history import tail_indices
-from tinywindow.data.synthetic import generate
-from tinywindow.report import table
-from tinywindow.schema import symbol_codes
+from tinywindow.data.sources.synthetic import generate
+from tinywindow.models.registry import ModelRegistry, registry_root
+from tinywindow.models.train import train_agent
 from tinywindow.serving.auth import token_digest
 from tinywindow.serving.payload import to_ipc
 

@@ -26,12 +26,12 @@ import pytest
 from ray import serve
 
 from actors import serving
-from tinywindow.agents.registry import ModelRegistry
-from tinywindow.agents.train import train_agent
 from tinywindow.config import Config
 from tinywindow.crypto.keystore import KeyStore
 from tinywindow.data import features as F
-from tinywindow.data.synthetic import generate
+from tinywindow.data.sources.synthetic import generate
+from tinywindow.models.registry import ModelRegistry
+from tinywindow.models.train import train_agent
 from tinywindow.serving import votes_pb2_grpc as pb_grpc
 from tinywindow.serving.auth import token_digest
 from tinywindow.serving.limits import GatewayLimits
@@ -68,8 +68,8 @@ class Served:
 
     def window(self, rows: int = 40) -> pa.Table:
         """The newest ``rows`` feature rows of every symbol."""
+        from tinywindow.contracts import symbol_codes
         from tinywindow.data.history import tail_indices
-        from tinywindow.schema import symbol_codes
 
         return self.features.take(pa.array(tail_indices(symbol_codes(self.features), rows)))
 

@@ -15,7 +15,7 @@
     └── TransientError               a peer is unreachable or busy: retry with back-off
 
 Risk denials are *not* exceptions: they are events with reason codes
-(see ``tinywindow.risk``).
+(see ``tinywindow.risk.checks``).
 """
 
 from __future__ import annotations

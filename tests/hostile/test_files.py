@@ -24,11 +24,10 @@ import pytest
 
 from tinywindow.cli import main
 from tinywindow.config import SourceConfig, build
-from tinywindow.data import files
-from tinywindow.data.files import FileOptions
-from tinywindow.data.sources import build_source
+from tinywindow.contracts import BARS, validate
+from tinywindow.data.sources import build_source, files
+from tinywindow.data.sources.files import FileOptions
 from tinywindow.errors import ConfigError, DataError, SchemaError
-from tinywindow.schema import BARS, validate
 
 HEADER = "date,open,high,low,close,volume\n"
 

@@ -20,7 +20,6 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from tinywindow.agents.registry import ModelRegistry
 from tinywindow.cli import main
 from tinywindow.cli.verify import check_path
 from tinywindow.crypto import envelope as ev
@@ -32,6 +31,7 @@ from tinywindow.crypto.manifest import MANIFEST, sign_dir
 from tinywindow.crypto.store import EncryptedStore
 from tinywindow.data.persist import read_segment, segment_name
 from tinywindow.errors import IntegrityError, KeyStoreError, ModelError
+from tinywindow.models.registry import ModelRegistry
 
 PASSPHRASE = "hostile storage passphrase"
 N_APPENDS = 6  # seq 0 is the key record, 1..6 data records, every record signed

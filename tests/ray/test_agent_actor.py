@@ -17,16 +17,16 @@ import pytest
 import ray
 
 from actors.agent import remote_agent
-from tests.unit.agents.synth import NAMES, planted_features
-from tinywindow.agents import walkforward as wf
-from tinywindow.agents.data import fit_normalizer, to_series
-from tinywindow.agents.params import PPOParams
-from tinywindow.agents.ppo import train_ppo
-from tinywindow.agents.registry import ModelRegistry
-from tinywindow.agents.train import TEST_BUDGET, bundled_features, train_demo
+from tests.unit.models.synth import NAMES, planted_features
 from tinywindow.config import Config
+from tinywindow.contracts import VOTES, validate
 from tinywindow.crypto.keystore import KeyStore
-from tinywindow.schema import VOTES, validate
+from tinywindow.models.evaluation import walkforward as wf
+from tinywindow.models.params import PPOParams
+from tinywindow.models.registry import ModelRegistry
+from tinywindow.models.rl.ppo import train_ppo
+from tinywindow.models.train import TEST_BUDGET, bundled_features, train_demo
+from tinywindow.models.windows import fit_normalizer, to_series
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 

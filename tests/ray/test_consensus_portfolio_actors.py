@@ -17,7 +17,7 @@ from actors.consensus import ConsensusActor, remote_consensus
 from actors.portfolio import PortfolioActor, remote_portfolio
 from tinywindow.config import Config, ConsensusConfig, CryptoConfig, PortfolioConfig, RiskConfig
 from tinywindow.crypto.keystore import KeyStore
-from tinywindow.data.synthetic import generate
+from tinywindow.data.sources.synthetic import generate
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 

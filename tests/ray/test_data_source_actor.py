@@ -19,7 +19,7 @@ from tinywindow.crypto.store import EncryptedStore
 from tinywindow.data.feed import market_data_pb2 as pb
 from tinywindow.data.feed.server import FeedServer, MarketDataServicer
 from tinywindow.data.persist import EncryptedSink
-from tinywindow.data.synthetic import generate
+from tinywindow.data.sources.synthetic import generate
 from tinywindow.errors import DataError
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")

@@ -17,13 +17,13 @@ import ray
 
 from actors import pipeline
 from tests.raytools import COLD_START_S, poll
-from tinywindow.agents.train import TEST_BUDGET
 from tinywindow.cli.demo import _trading_table
 from tinywindow.config import Config, SourceConfig
 from tinywindow.crypto.journal import Journal
 from tinywindow.crypto.keystore import KeyStore
-from tinywindow.durable import journal_path
+from tinywindow.durability.recovery import journal_path
 from tinywindow.errors import TransientError
+from tinywindow.models.train import TEST_BUDGET
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 

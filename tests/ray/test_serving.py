@@ -18,10 +18,10 @@ import pytest
 
 from actors import serving
 from tests.serving_app import AUTH, TOKEN, Served, ipc_bytes, served_fixture
-from tinywindow.agents.train import train_agent
 from tinywindow.crypto.keystore import KeyStore
 from tinywindow.data import features as F
 from tinywindow.errors import IntegrityError
+from tinywindow.models.train import train_agent
 from tinywindow.serving import votes_pb2 as pb
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")

@@ -9,11 +9,11 @@ import pyarrow as pa
 import pytest
 import ray
 
-from tests.unit.agents.synth import planted_features
-from tinywindow.agents.params import read_tuned, resolve
-from tinywindow.agents.registry import registry_root
-from tinywindow.agents.tune import METRIC, search_space, sweep, trial_resources
+from actors.tune import METRIC, search_space, sweep, trial_resources
+from tests.unit.models.synth import planted_features
 from tinywindow.config import Config
+from tinywindow.models.params import read_tuned, resolve
+from tinywindow.models.registry import registry_root
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 

@@ -7,19 +7,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinywindow.backtest import (
+from tinywindow.backtest.simulator import (
     simulate_targets,
     simulate_weights,
     sma_crossover_actions,
     stop_and_reverse_targets,
 )
-from tinywindow.broker import Commission, Slippage
 from tinywindow.config import PortfolioConfig, RiskConfig
-from tinywindow.data.synthetic import generate_panel
+from tinywindow.data.sources.synthetic import generate_panel
 from tinywindow.errors import DataError
-from tinywindow.risk import target_weights
-from tinywindow.trading import BarRow, SignalRow, TradingEngine
-from tinywindow.volatility import ewma_variance_panel
+from tinywindow.execution.broker import Commission, Slippage
+from tinywindow.execution.engine import BarRow, SignalRow, TradingEngine
+from tinywindow.risk.checks import target_weights
+from tinywindow.risk.volatility import ewma_variance_panel
 
 DAY = 86_400 * 10**9
 COMM = Commission.from_bps(10.0, per_share=0.002, minimum=0.5)

@@ -8,12 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tinywindow.backtest import simulate_targets, sma_crossover_actions, stop_and_reverse_targets
-from tinywindow.broker import Commission, Slippage
+from tinywindow.backtest.metrics import win_rate
+from tinywindow.backtest.simulator import (
+    simulate_targets,
+    sma_crossover_actions,
+    stop_and_reverse_targets,
+)
 from tinywindow.config import PortfolioConfig, RiskConfig
-from tinywindow.data.synthetic import generate_panel
-from tinywindow.metrics import win_rate
-from tinywindow.trading import BarRow, TradingEngine
+from tinywindow.data.sources.synthetic import generate_panel
+from tinywindow.execution.broker import Commission, Slippage
+from tinywindow.execution.engine import BarRow, TradingEngine
 
 CASH = 100_000.0
 QTY = 50  # shares per side: stop-and-reverse between +50 and -50

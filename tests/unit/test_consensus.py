@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinywindow.config import ConsensusConfig
-from tinywindow.consensus import Code, combine, decide, update_weights
-from tinywindow.schema import SIGNALS
+from tinywindow.consensus.voting import Code, combine, decide, update_weights
+from tinywindow.contracts import SIGNALS
 
 CFG = ConsensusConfig(threshold=0.55, quorum=2, max_disagreement=0.3, stale_after_s=300)
 W3 = np.ones(3)
@@ -226,7 +226,7 @@ def test_consensus_actor_decides_learns_and_restarts(tmp_path: Path) -> None:
 def test_three_action_agents_are_scored_on_the_same_scale_as_two_action_agents() -> None:
     """A policy over {-1, 0, +1} that is right 60% of the time at confidence 0.45 is skilled:
     scored as a directional forecast it gains weight; scored raw (0.45 < 0.5) it would lose."""
-    from tinywindow.consensus import directional_probability
+    from tinywindow.consensus.voting import directional_probability
 
     assert directional_probability(np.array([1 / 3, 1.0, 0.45]), np.array(1 / 3)).tolist() == pytest.approx([0.5, 1.0, 0.5875])
     assert directional_probability(np.array([0.6]), np.array(0.5)).tolist() == pytest.approx([0.6])

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinywindow import metrics as m
+from tinywindow.backtest import metrics as m
 
 
 def close(a: float, b: float) -> bool:

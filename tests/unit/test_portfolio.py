@@ -8,9 +8,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinywindow.broker import BarPrices, Commission, Fill, Order, PaperBroker, Slippage, to_decimal
 from tinywindow.errors import DataError
-from tinywindow.portfolio import Portfolio, Position, order_id, position_after_fill
+from tinywindow.execution.accounting import Portfolio, Position, order_id, position_after_fill
+from tinywindow.execution.broker import (
+    BarPrices,
+    Commission,
+    Fill,
+    Order,
+    PaperBroker,
+    Slippage,
+    to_decimal,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -277,7 +285,7 @@ def test_portfolio_actor_refuses_a_tampered_or_rolled_back_journal(tmp_path: Pat
 
     from actors.portfolio import PortfolioActor
     from tinywindow.crypto.keystore import KeyStore
-    from tinywindow.durable import journal_path
+    from tinywindow.durability.recovery import journal_path
     from tinywindow.errors import IntegrityError
 
     KeyStore.init(tmp_path / "keys", PASS, scrypt_log2_n=10)
@@ -324,8 +332,8 @@ def test_portfolio_actor_halt_cancels_and_denies(tmp_path: Path) -> None:
 
 def test_orders_and_fills_cross_the_boundary_as_exact_decimals(tmp_path: Path) -> None:
     from actors.portfolio import PortfolioActor
+    from tinywindow.contracts import EXACT, FILLS, ORDERS
     from tinywindow.crypto.keystore import KeyStore
-    from tinywindow.schema import EXACT, FILLS, ORDERS
 
     KeyStore.init(tmp_path / "keys", PASS, scrypt_log2_n=10)
     a = PortfolioActor(actor_cfg(tmp_path), passphrase=PASS)

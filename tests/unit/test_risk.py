@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from tinywindow.config import PortfolioConfig, RiskConfig
 from tinywindow.errors import ConfigError
-from tinywindow.risk import (
+from tinywindow.execution.engine import BarRow, SignalRow, TradingEngine
+from tinywindow.risk.checks import (
     Book,
     Limits,
     Proposal,
@@ -21,8 +22,7 @@ from tinywindow.risk import (
     target_quantity,
     target_weights,
 )
-from tinywindow.trading import BarRow, SignalRow, TradingEngine
-from tinywindow.volatility import VolTracker, ewma_variance_panel, fit_garch
+from tinywindow.risk.volatility import VolTracker, ewma_variance_panel, fit_garch
 
 D = Decimal
 DAY = 86_400 * 10**9

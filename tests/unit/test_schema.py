@@ -5,8 +5,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from tinywindow.contracts import BARS, VOTES, features_schema, quarantine, validate
 from tinywindow.errors import DataError, SchemaError
-from tinywindow.schema import BARS, VOTES, features_schema, quarantine, validate
 
 
 def bars(n: int = 5, symbols: tuple[str, ...] = ("AAA", "BBB")) -> pa.Table:

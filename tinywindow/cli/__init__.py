@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 from tinywindow import __version__
 from tinywindow.config import Config, load
+from tinywindow.core.log import get_logger, setup
 from tinywindow.errors import ConfigError, TinyWindowError
-from tinywindow.log import get_logger, setup
 
 
 def command_modules() -> list[str]:

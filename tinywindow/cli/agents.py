@@ -54,29 +54,29 @@ def register(sub: Any) -> None:
 
 
 def _budget(name: str) -> dict[str, dict[str, Any]]:
-    from tinywindow.agents.train import DEMO_BUDGET, TEST_BUDGET
+    from tinywindow.models.train import DEMO_BUDGET, TEST_BUDGET
 
     return {"config": {}, "demo": DEMO_BUDGET, "test": TEST_BUDGET}[name]
 
 
 def _features(spec: str) -> Any:
-    from tinywindow.agents.train import bundled_features
+    from tinywindow.models.train import bundled_features
 
     return bundled_features([d.strip() for d in spec.split(",") if d.strip()])
 
 
 def _signing_registry(cfg: Config) -> Any:
-    from tinywindow.agents.registry import ModelRegistry
     from tinywindow.cli.keys import read_passphrase
     from tinywindow.crypto import open_keystore
+    from tinywindow.models.registry import ModelRegistry
 
     return ModelRegistry.from_config(cfg, open_keystore(cfg, read_passphrase(cfg)))
 
 
 def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
     from actors.runtime import connect
-    from tinywindow.agents.params import AGENTS
-    from tinywindow.agents.train import train_agent, train_demo
+    from tinywindow.models.params import AGENTS
+    from tinywindow.models.train import train_agent, train_demo
 
     agents = args.agent or list(AGENTS)
     registry = _signing_registry(cfg)
@@ -105,9 +105,9 @@ def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_list(args: argparse.Namespace, cfg: Config) -> int:
-    from tinywindow.agents.params import AGENTS
-    from tinywindow.agents.registry import ModelRegistry
-    from tinywindow.report import table
+    from tinywindow.cli._tables import table
+    from tinywindow.models.params import AGENTS
+    from tinywindow.models.registry import ModelRegistry
 
     registry = ModelRegistry.from_config(cfg, read_only=True)
     rows: list[list[Any]] = []
@@ -130,8 +130,8 @@ def cmd_list(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_evaluate(args: argparse.Namespace, cfg: Config) -> int:
     from actors.runtime import connect
-    from tinywindow.agents.params import AGENTS
-    from tinywindow.agents.train import walk_forward
+    from tinywindow.models.params import AGENTS
+    from tinywindow.models.train import walk_forward
 
     t0 = time.perf_counter()
     connect(cfg)

@@ -48,7 +48,7 @@ def panel(bars: pa.Table) -> tuple[list[str], np.ndarray, np.ndarray]:
 
 def load(args: argparse.Namespace, cfg: Config) -> pa.Table:
     if args.source == "synthetic":
-        from tinywindow.data.synthetic import generate
+        from tinywindow.data.sources.synthetic import generate
 
         return generate(args.symbols, args.bars, args.seed)
     from tinywindow.cli.data import resolve_source
@@ -58,15 +58,15 @@ def load(args: argparse.Namespace, cfg: Config) -> pa.Table:
 
 
 def cmd_sma(args: argparse.Namespace, cfg: Config) -> int:
-    from tinywindow.backtest import (
+    from tinywindow.backtest.metrics import summarize
+    from tinywindow.backtest.simulator import (
         simulate_targets,
         simulate_weights,
         sma_crossover_actions,
         stop_and_reverse_targets,
     )
-    from tinywindow.broker import Commission, Slippage
-    from tinywindow.metrics import summarize
-    from tinywindow.report import table
+    from tinywindow.cli._tables import table
+    from tinywindow.execution.broker import Commission, Slippage
 
     symbols, o, c = panel(load(args, cfg))
     pc = cfg.portfolio

@@ -9,7 +9,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tinywindow.config import Config, SourceConfig
+from tinywindow.config import Config
+from tinywindow.data.config import SourceConfig
 from tinywindow.errors import ConfigError, DataError
 
 
@@ -40,7 +41,7 @@ def register(sub: Any) -> None:
 
 def resolve_source(cfg: Config, name: str) -> SourceConfig:
     """A configured source by name; a bare bundled dataset name works too."""
-    from tinywindow.data.bundled import DATASETS
+    from tinywindow.data.sources.bundled import DATASETS
 
     for s in cfg.data.sources:
         if s.name == name:
@@ -52,8 +53,8 @@ def resolve_source(cfg: Config, name: str) -> SourceConfig:
 
 
 def cmd_list(args: argparse.Namespace, cfg: Config) -> int:
-    from tinywindow.data.bundled import DATASETS
-    from tinywindow.report import table
+    from tinywindow.cli._tables import table
+    from tinywindow.data.sources.bundled import DATASETS
 
     rows: list[list[Any]] = []
     for s in cfg.data.sources:
@@ -73,7 +74,7 @@ def cmd_list(args: argparse.Namespace, cfg: Config) -> int:
 
 def summarise(bars: pa.Table) -> list[list[Any]]:
     """Per symbol: rows, first and last bar time, last close."""
-    from tinywindow.report import iso
+    from tinywindow.cli._tables import iso
 
     df = bars.select(["symbol", "ts", "close"]).to_pandas()
     df["symbol"] = df["symbol"].astype(str)
@@ -88,11 +89,11 @@ def summarise(bars: pa.Table) -> list[list[Any]]:
 
 
 def cmd_show(args: argparse.Namespace, cfg: Config) -> int:
+    from tinywindow.cli._tables import table
+    from tinywindow.contracts import symbol_codes
     from tinywindow.data import features
     from tinywindow.data.history import BarHistory, tail_indices
     from tinywindow.data.sources import build_source
-    from tinywindow.report import table
-    from tinywindow.schema import symbol_codes
 
     src = build_source(resolve_source(cfg, args.source), cfg.data.on_bad_rows)
     bars = src.fetch()
@@ -110,10 +111,10 @@ def cmd_show(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace, cfg: Config) -> int:
+    from tinywindow.cli._tables import iso, table
     from tinywindow.crypto.store import EncryptedStore
     from tinywindow.data.persist import SegmentWriter
     from tinywindow.data.sources import build_source
-    from tinywindow.report import iso, table
 
     names = args.sources or [s.name for s in cfg.data.sources]
     sink: EncryptedStore | None = None
@@ -143,8 +144,8 @@ def cmd_ingest(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_segments(args: argparse.Namespace, cfg: Config) -> int:
+    from tinywindow.cli._tables import iso, table
     from tinywindow.crypto.store import EncryptedStore
-    from tinywindow.report import iso, table
 
     store = EncryptedStore.from_config(cfg)
     rows = []

@@ -40,8 +40,8 @@ def register(sub: Any) -> None:
 
 def _prepare(cfg: Config) -> Config:
     """A fresh demo directory, a keystore and a serving token for this run."""
+    from tinywindow.core.log import register_secret
     from tinywindow.crypto.keystore import KeyStore
-    from tinywindow.log import register_secret
 
     on_cluster = bool(cfg.ray.address or os.environ.get("RAY_ADDRESS"))
     missing = [v for v in (cfg.crypto.passphrase_env, "TW_SERVING__TOKEN") if not os.environ.get(v)]
@@ -67,8 +67,8 @@ def _prepare(cfg: Config) -> Config:
 def cmd_demo(args: argparse.Namespace, cfg: Config) -> int:
     from actors import pipeline, serving
     from actors.runtime import connect
-    from tinywindow.agents.train import DEMO_BUDGET, TEST_BUDGET
-    from tinywindow.report import iso, table
+    from tinywindow.cli._tables import iso, table
+    from tinywindow.models.train import DEMO_BUDGET, TEST_BUDGET
     from tinywindow.serving.auth import serving_token, token_digest
 
     t0 = time.perf_counter()
@@ -143,8 +143,8 @@ def _probe_http(cfg: Config, data: Any) -> str:
     import pyarrow as pa
 
     from actors import pipeline
+    from tinywindow.contracts import symbol_codes
     from tinywindow.data.history import tail_indices
-    from tinywindow.schema import symbol_codes
 
     f = pipeline.features_of(data, ["sp500", "nasdaq"])
     f = f.take(pa.array(tail_indices(symbol_codes(f), cfg.agents.window)))
@@ -167,8 +167,8 @@ def _probe_http(cfg: Config, data: Any) -> str:
 
 
 def _trading_table(cfg: Config, r: Any) -> str:
-    from tinywindow.metrics import summarize
-    from tinywindow.report import table
+    from tinywindow.backtest.metrics import summarize
+    from tinywindow.cli._tables import table
 
     start = cfg.portfolio.initial_cash_usd
     ours = summarize([start, *r.equity])

@@ -25,7 +25,7 @@ def _directory(args: argparse.Namespace, cfg: Config) -> str:
 
 def read_passphrase(cfg: Config, *, confirm: bool = False) -> str:
     """From ``$<crypto.passphrase_env>``, else a terminal prompt (twice when ``confirm``)."""
-    from tinywindow.log import register_secret
+    from tinywindow.core.log import register_secret
 
     value = os.environ.get(cfg.crypto.passphrase_env, "")
     if not value:

@@ -72,7 +72,7 @@ def _connect(cfg: Config, args: argparse.Namespace) -> Config:
 
 def cmd_start(args: argparse.Namespace, cfg: Config) -> int:
     from actors import serving
-    from tinywindow.agents.registry import ModelRegistry
+    from tinywindow.models.registry import ModelRegistry
     from tinywindow.serving.auth import serving_token, token_digest
 
     agents = _agents(args)

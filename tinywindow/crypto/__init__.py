@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tinywindow.config import Config
+from tinywindow.core.log import register_secret
 from tinywindow.crypto.backend import Backend, get_backend
 from tinywindow.crypto.keys import KeySet, PublicKeyRing, PublicKeys
 from tinywindow.crypto.keystore import KeyInfo, KeyStore
 from tinywindow.errors import KeyStoreError
-from tinywindow.log import register_secret
+
+if TYPE_CHECKING:  # the root config composes this package's section: no runtime import back
+    from tinywindow.config import Config
 
 __all__ = [
     "Backend",

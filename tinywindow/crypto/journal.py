@@ -38,6 +38,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tinywindow.config import Config
+from tinywindow.core.log import get_logger
 from tinywindow.crypto import journal_format as jf
 from tinywindow.crypto.envelope import open_envelope, seal
 from tinywindow.crypto.fsutil import atomic_write_local, read_regular
@@ -53,7 +54,6 @@ from tinywindow.crypto.journal_audit import (
 )
 from tinywindow.crypto.keystore import KeyStore
 from tinywindow.errors import IntegrityError, TransientError
-from tinywindow.log import get_logger
 
 __all__ = ["Journal", "Record", "VerifyReport"]
 DEK_LABEL = "tinywindow/journal-dek"

@@ -37,11 +37,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from tinywindow.core.log import get_logger
 from tinywindow.crypto.backend import Backend, get_backend
 from tinywindow.crypto.fsutil import atomic_write_local, read_regular
 from tinywindow.crypto.keys import SEEDS_BYTES, KeySet, PublicKeyRing, PublicKeys, b64, unb64
 from tinywindow.errors import IntegrityError, KeyStoreError
-from tinywindow.log import get_logger
 
 INDEX = "keystore.json"
 INDEX_FORMAT = "tinywindow-keystore/1"

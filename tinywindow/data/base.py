@@ -12,8 +12,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tinywindow.contracts import BARS, Quarantine, ValueRule, Violation, quarantine, validate
 from tinywindow.errors import DataError
-from tinywindow.schema import BARS, Quarantine, ValueRule, Violation, quarantine, validate
 
 TimeLike: TypeAlias = str | datetime | date | pd.Timestamp | int | None
 

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 from scipy.signal import lfilter
 
-from tinywindow.schema import features_schema, symbol_codes
+from tinywindow.contracts import features_schema, symbol_codes
 
 FEATURE_NAMES: tuple[str, ...] = (
     "ret_1",

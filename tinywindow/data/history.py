@@ -11,9 +11,9 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
+from tinywindow.contracts import BARS, symbol_codes
 from tinywindow.data.base import TimeLike, concat_bars, select
 from tinywindow.errors import DataError
-from tinywindow.schema import BARS, symbol_codes
 
 
 def symbol_major(table: pa.Table) -> pa.Table:

@@ -12,8 +12,8 @@ import os
 import secrets
 
 from tinywindow.config import Config
+from tinywindow.core.log import register_secret
 from tinywindow.errors import ConfigError
-from tinywindow.log import register_secret
 
 TOKEN_ENV = "TW_SERVING__TOKEN"
 MIN_TOKEN_CHARS = 16

@@ -20,9 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
+from tinywindow.contracts import SYMBOL, TS, features_schema, validate
 from tinywindow.data.features import FEATURE_NAMES
 from tinywindow.errors import DataError
-from tinywindow.schema import SYMBOL, TS, features_schema, validate
 from tinywindow.serving._ipc_limits import IpcLimitError, ipc_cost
 from tinywindow.serving.limits import GatewayLimits
 

@@ -12,10 +12,10 @@ import pyarrow.fs as pafs
 import pytest
 
 from tinywindow.config import load
+from tinywindow.contracts import BARS
 from tinywindow.crypto.keystore import KeyStore
 from tinywindow.crypto.store import SUFFIX, EncryptedStore
 from tinywindow.errors import IntegrityError, KeyStoreError
-from tinywindow.schema import BARS
 
 from .conftest import PASSPHRASE, make_keystore
 

@@ -6,11 +6,11 @@ import pyarrow as pa
 import pytest
 import ta
 
+from tinywindow.contracts import BARS, validate
 from tinywindow.data import features as F
 from tinywindow.data.base import concat_bars
-from tinywindow.data.bundled import load_dataset
-from tinywindow.data.synthetic import generate
-from tinywindow.schema import BARS, validate
+from tinywindow.data.sources.bundled import load_dataset
+from tinywindow.data.sources.synthetic import generate
 
 
 def _frame(table: pa.Table) -> pd.DataFrame:

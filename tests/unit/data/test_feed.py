@@ -13,7 +13,7 @@ from tinywindow.data.base import concat_bars, time_order
 from tinywindow.data.feed import market_data_pb2 as pb
 from tinywindow.data.feed.client import GrpcFeedSource
 from tinywindow.data.feed.server import FeedLog, FeedServer, MarketDataServicer
-from tinywindow.data.synthetic import generate
+from tinywindow.data.sources.synthetic import generate
 from tinywindow.errors import DataError, TransientError
 
 BARS_ = generate(4, 50, seed=3)

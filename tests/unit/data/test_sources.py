@@ -9,13 +9,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from tinywindow.config import SourceConfig
+from tinywindow.contracts import BARS, validate
 from tinywindow.data.base import DataSource, replay, select, to_utc_ns
-from tinywindow.data.bundled import DATASETS, BundledSource, load_dataset
-from tinywindow.data.files import FileSource
 from tinywindow.data.sources import build_source
-from tinywindow.data.synthetic import SyntheticSource, generate
+from tinywindow.data.sources.bundled import DATASETS, BundledSource, load_dataset
+from tinywindow.data.sources.files import FileSource
+from tinywindow.data.sources.synthetic import SyntheticSource, generate
 from tinywindow.errors import ConfigError, DataError
-from tinywindow.schema import BARS, validate
 
 
 @pytest.mark.parametrize("key", list(DATASETS))

@@ -15,7 +15,7 @@ from tinywindow.data.base import replay
 from tinywindow.data.cache import TableCache
 from tinywindow.data.history import BarHistory, tail_indices
 from tinywindow.data.persist import EncryptedSink, SegmentSink, SegmentWriter
-from tinywindow.data.synthetic import generate
+from tinywindow.data.sources.synthetic import generate
 from tinywindow.errors import DataError
 
 

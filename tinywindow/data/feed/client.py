@@ -18,13 +18,13 @@ import grpc
 import numpy as np
 import pyarrow as pa
 
+from tinywindow.contracts import Quarantine
+from tinywindow.core.log import get_logger
 from tinywindow.data.base import TimeLike, admit, concat_bars, to_utc_ns
 from tinywindow.data.feed import market_data_pb2 as pb
 from tinywindow.data.feed import market_data_pb2_grpc as pb_grpc
 from tinywindow.data.feed.codec import bars_to_table
 from tinywindow.errors import DataError, TransientError
-from tinywindow.log import get_logger
-from tinywindow.schema import Quarantine
 
 log = get_logger("feed.client")
 

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
+from tinywindow.contracts import BARS, SYMBOL
 from tinywindow.data.feed import market_data_pb2 as pb
-from tinywindow.schema import BARS, SYMBOL
 
 _PRICES = ("open", "high", "low", "close", "volume")
 

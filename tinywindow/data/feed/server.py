@@ -16,11 +16,11 @@ import grpc
 import numpy as np
 import pyarrow as pa
 
+from tinywindow.core.log import get_logger
 from tinywindow.data.base import DataSource, select, time_order
 from tinywindow.data.feed import market_data_pb2 as pb
 from tinywindow.data.feed import market_data_pb2_grpc as pb_grpc
 from tinywindow.data.feed.codec import table_to_bars
-from tinywindow.log import get_logger
 
 log = get_logger("feed.server")
 

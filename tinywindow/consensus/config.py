@@ -1,0 +1,27 @@
+"""Configuration of the consensus: quorum, thresholds, staleness and weight learning.
+
+Defined beside the package that uses it and composed into the root ``tinywindow.config.Config``."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from tinywindow.core.settings import Section, require_ordered
+
+
+class ConsensusConfig(Section):
+    threshold: float = Field(default=0.55, ge=0.0, le=1.0)
+    quorum: int = Field(default=2, ge=1, le=1000)
+    max_disagreement: float = Field(default=0.5, ge=0.0, le=1.0)
+    stale_after_s: float = Field(default=300.0, gt=0, le=365 * 86400.0)
+    min_weight: float = Field(default=0.1, gt=0, le=1e6)
+    max_weight: float = Field(default=10.0, gt=0, le=1e6)
+    learning_rate: float = Field(default=0.1, gt=0, le=1.0)
+    decisions_kept: int = Field(default=100_000, ge=1, le=100_000_000)  # decisions remembered for learning
+    checkpoint_every: int = Field(default=200, ge=1, le=10_000_000)  # journal records between checkpoints
+    num_cpus: float = Field(default=0.05, ge=0.0, le=1024)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ConsensusConfig:
+        require_ordered("consensus", ("min_weight", self.min_weight), ("max_weight", self.max_weight))
+        return self

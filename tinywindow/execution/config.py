@@ -1,0 +1,25 @@
+"""Configuration of execution and accounting: cash, costs, lots, checkpoints.
+
+Defined beside the package that uses it and composed into the root ``tinywindow.config.Config``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from tinywindow.core.settings import Section
+
+
+class PortfolioConfig(Section):
+    initial_cash_usd: float = Field(default=1_000_000.0, gt=0, le=1e15)
+    commission_bps: float = Field(default=1.0, ge=0, le=10_000)
+    slippage_bps: float = Field(default=2.0, ge=0, le=10_000)
+    mode: Literal["backtest", "paper", "live"] = "backtest"
+    commission_per_share_usd: float = Field(default=0.0, ge=0, le=1_000)
+    commission_min_usd: float = Field(default=0.0, ge=0, le=1e6)
+    lot_size: float = Field(default=1.0, gt=0, le=1e9)  # quantities are multiples of this
+    account: str = Field(default="default", min_length=1, max_length=128)  # part of every order id
+    checkpoint_every: int = Field(default=200, ge=1, le=10_000_000)  # journal records between checkpoints
+    events_kept: int = Field(default=100_000, ge=1, le=100_000_000)  # outcomes / risk events held in memory
+    num_cpus: float = Field(default=0.05, ge=0.0, le=1024)

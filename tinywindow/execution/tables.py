@@ -1,0 +1,87 @@
+"""Arrow in and out of the trading engine: BARS and SIGNALS rows in, ORDERS, FILLS and
+OUTCOMES tables out.  Every table is validated against its contract where it enters.
+
+Quantities, prices and fees leave as exact decimals (``schema.EXACT``, 18 places): the
+engine's Decimal amounts rounded half-even at the 18th place, never through a float."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+import pyarrow as pa
+
+from tinywindow.contracts import BARS, EXACT, FILLS, ORDERS, OUTCOMES, SIGNALS, validate
+from tinywindow.execution.engine import BarRow, Event, SignalRow
+
+_TS = pa.timestamp("ns", tz="UTC")
+_QUANTUM = Decimal(1).scaleb(-EXACT.scale)
+
+
+def exact(values: Iterable[str | Decimal]) -> pa.Array:
+    """Decimal strings as an EXACT array (rounded half-even to its scale)."""
+    return pa.array([Decimal(v).quantize(_QUANTUM, rounding=ROUND_HALF_EVEN) for v in values], EXACT)
+
+
+def _strings(table: pa.Table, name: str) -> list[str]:
+    return table.column(name).cast(pa.string()).to_pylist()
+
+
+def bar_rows(bars: pa.Table, source: str = "bars") -> list[BarRow]:
+    t = validate(bars, BARS, source=source)
+    return [
+        BarRow(s, int(ts), float(o), float(c))
+        for s, ts, o, c in zip(
+            _strings(t, "symbol"), t.column("ts").cast(pa.int64()).to_pylist(),
+            t.column("open").to_pylist(), t.column("close").to_pylist(), strict=True,
+        )
+    ]
+
+
+def signal_rows(signals: pa.Table, source: str = "signals") -> list[SignalRow]:
+    t = validate(signals, SIGNALS, source=source)
+    return [
+        SignalRow(s, int(ts), int(a), float(c), r)
+        for s, ts, a, c, r in zip(
+            _strings(t, "symbol"), t.column("ts").cast(pa.int64()).to_pylist(), t.column("action").to_pylist(),
+            t.column("confidence").to_pylist(), t.column("reason").to_pylist(), strict=True,
+        )
+    ]
+
+
+def _order_like(rows: Sequence[Mapping[str, Any]], schema: pa.Schema, price_key: str, fee: bool) -> pa.Table:
+    table = pa.table(
+        {
+            "order_id": pa.array([r["order_id"] for r in rows], pa.string()),
+            "symbol": pa.array([r["symbol"] for r in rows], pa.string()),
+            "ts": pa.array([int(r["ts"]) for r in rows], pa.int64()).cast(_TS),
+            "side": pa.array([int(r["side"]) for r in rows], pa.int8()),
+            "qty": exact(r["qty"] for r in rows),
+            "price": exact(r[price_key] for r in rows),
+            "fee": exact(r["fee"] if fee else "0" for r in rows),
+            "reason": pa.array([str(r["reason"]) for r in rows], pa.string()),
+        }
+    )
+    return validate(table, schema, source="trading")
+
+
+def orders_table(events: Iterable[Event]) -> pa.Table:
+    """ORDERS from a call's events (price: the reference price risk approved against)."""
+    return _order_like([p for k, p in events if k == "order"], ORDERS, "ref_price", fee=False)
+
+
+def fills_table(events: Iterable[Event]) -> pa.Table:
+    return _order_like([p for k, p in events if k == "fill"], FILLS, "price", fee=True)
+
+
+def outcomes_table(outcomes: Sequence[Mapping[str, Any]]) -> pa.Table:
+    table = pa.table(
+        {
+            "symbol": pa.array([o["symbol"] for o in outcomes], pa.string()),
+            "ts": pa.array([int(o["ts"]) for o in outcomes], pa.int64()).cast(_TS),
+            "action": pa.array([int(o["action"]) for o in outcomes], pa.int8()),
+            "realized_return": pa.array([float(o["realized_return"]) for o in outcomes], pa.float64()),
+        }
+    )
+    return validate(table, OUTCOMES, source="trading")

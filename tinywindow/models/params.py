@@ -1,0 +1,139 @@
+"""Hyperparameters of each agent: defaults < ``agents.*`` config < tuned file < overrides.
+
+``tinywindow tune`` writes the best config of a sweep to ``<registry>/<agent>/tuned.json``;
+``resolve`` merges it in, so the next training run picks it up without flags.  The models
+are frozen pydantic models that reject unknown keys, like every config section.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tinywindow.errors import ConfigError
+from tinywindow.models.config import AgentConfig
+
+AgentName = Literal["lstm", "transformer", "xgboost"]
+AGENTS: tuple[str, ...] = ("lstm", "transformer", "xgboost")
+RL_AGENTS: tuple[str, ...] = ("lstm", "transformer")
+TUNED_FILE = "tuned.json"
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PPOParams(_Params):
+    """PPO + encoder settings shared by the LSTM and Transformer agents."""
+
+    hidden: int = Field(default=32, ge=4, le=512)  # LSTM width / Transformer d_model
+    layers: int = Field(default=1, ge=1, le=4)
+    heads: int = Field(default=4, ge=1, le=16)  # Transformer only
+    lr: float = Field(default=3e-4, gt=0, le=0.1)
+    # An exposure moves only today's reward (and tomorrow's cost): a short horizon keeps the
+    # noise of later, unrelated returns out of the advantages.
+    gamma: float = Field(default=0.5, ge=0, le=1.0)
+    lambda_: float = Field(default=0.95, ge=0, le=1.0)
+    entropy_coeff: float = Field(default=0.01, ge=0)
+    clip_param: float = Field(default=0.2, gt=0)
+    vf_loss_coeff: float = Field(default=0.5, ge=0)
+    iterations: int = Field(default=4, ge=1)
+    train_batch: int = Field(default=2048, ge=64)
+    minibatch: int = Field(default=256, ge=16)
+    epochs: int = Field(default=4, ge=1)
+    num_envs: int = Field(default=8, ge=1, le=64)
+    episode_len: int = Field(default=256, ge=8)
+    reward_scale: float = Field(default=100.0, gt=0)
+
+    def model_config_dict(self) -> dict[str, Any]:
+        """``model_config`` of the RLModule (architecture only)."""
+        return {"hidden": self.hidden, "d_model": self.hidden, "layers": self.layers, "heads": self.heads}
+
+
+class XGBParams(_Params):
+    """Gradient-boosting settings (``xgboost.train``)."""
+
+    rounds: int = Field(default=200, ge=1)
+    max_depth: int = Field(default=3, ge=1, le=12)
+    eta: float = Field(default=0.05, gt=0, le=1.0)
+    subsample: float = Field(default=0.8, gt=0, le=1.0)
+    colsample_bytree: float = Field(default=0.5, gt=0, le=1.0)
+    min_child_weight: float = Field(default=5.0, ge=0)
+    reg_lambda: float = Field(default=1.0, ge=0)
+    outcome_weight_cap: float = Field(default=10.0, ge=1.0)  # max sample weight from feedback
+
+
+Params = PPOParams | XGBParams
+
+
+def check_agent(agent: str) -> str:
+    if agent not in AGENTS:
+        raise ConfigError(f"unknown agent {agent!r} (have: {', '.join(AGENTS)})", key="agent")
+    return agent
+
+
+def defaults(agent: str, cfg: AgentConfig) -> dict[str, Any]:
+    """The parameters ``agents.*`` sets for ``agent``."""
+    check_agent(agent)
+    if agent == "xgboost":
+        return {"rounds": cfg.xgb_rounds}
+    return {"hidden": cfg.hidden, "lr": cfg.lr, "iterations": cfg.train_iterations, "train_batch": cfg.train_batch}
+
+
+def tuned_path(registry_root: Path, agent: str) -> Path:
+    return Path(registry_root) / check_agent(agent) / TUNED_FILE
+
+
+def read_tuned(registry_root: Path, agent: str) -> dict[str, Any]:
+    """The tuned parameters stored by ``tinywindow tune`` ({} when there are none)."""
+    path = tuned_path(registry_root, agent)
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"tuned parameters {path} are not valid JSON: {exc}") from None
+    params = data.get("params", {}) if isinstance(data, dict) else None
+    if not isinstance(params, dict):
+        raise ConfigError(f"tuned parameters {path} hold no 'params' mapping")
+    return params
+
+
+def write_tuned(registry_root: Path, agent: str, params: Mapping[str, Any], info: Mapping[str, Any]) -> Path:
+    """Store a sweep's best parameters where ``resolve`` finds them (validated first)."""
+    build(agent, dict(params))
+    path = tuned_path(registry_root, agent)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"params": dict(params), **dict(info)}, indent=2, default=str))
+    tmp.replace(path)
+    return path
+
+
+def build(agent: str, values: Mapping[str, Any]) -> Params:
+    model: type[PPOParams] | type[XGBParams] = XGBParams if check_agent(agent) == "xgboost" else PPOParams
+    try:
+        return model.model_validate(dict(values))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"bad {agent} parameter {key!r}: {err['msg']}", key=key) from None
+
+
+def resolve(
+    agent: str,
+    cfg: AgentConfig,
+    registry_root: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    use_tuned: bool = True,
+) -> Params:
+    """Defaults < ``agents.*`` < tuned file (when present) < explicit overrides."""
+    values = defaults(agent, cfg)
+    if use_tuned and registry_root is not None:
+        values.update(read_tuned(registry_root, agent))
+    values.update(dict(overrides or {}))
+    return build(agent, values)

@@ -1,0 +1,137 @@
+"""One inference contract for every agent: ``predict(FEATURES) -> VOTES``.
+
+A ``Predictor`` is a trained model plus what it needs to read features: the window length,
+the feature names and the scaler fitted on its training window.  ``predict`` builds the
+window ending at every row of every symbol at once (a strided view, no loop per row), runs
+the model in batches and turns its probabilities over {-1, 0, +1} into votes:
+``action`` = the most probable exposure, ``confidence`` = its probability.
+
+Rows without a full window of finite features (a symbol's first ``window - 1`` rows, the
+feature warm-up) get **no vote**: VOTES holds one row per input row that ends a full window,
+in input order.  ``latest_only=True`` votes only on each symbol's newest row (the live path).
+
+The RL predictors call the RLModule's ``forward_inference`` directly and the XGBoost
+predictor the booster: no RLlib Algorithm on the serving path.  ``save`` writes plain files
+(JSON, a torch ``state_dict`` loaded with ``weights_only=True``, the booster's UBJSON), so
+loading executes no pickle even before the registry has verified the signature.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from tinywindow.contracts import VOTES
+from tinywindow.errors import ModelError
+from tinywindow.models.windows import Normalizer, WindowIndex
+
+MODEL_FILE = "model.json"
+WEIGHTS_FILE = "weights.pt"
+BOOSTER_FILE = "booster.ubj"
+FORMAT = "tinywindow.agent/1"
+BATCH_ROWS = 4096  # windows per forward pass (bounds the gathered copy to a few MB)
+
+
+class Predictor:
+    """Base class: subclasses implement ``probabilities`` and ``_save_weights``."""
+
+    kind: str = ""  # "ppo" | "xgboost": how ``load_dir`` rebuilds the model
+    agent: str
+    version: str
+    window: int
+    normalizer: Normalizer
+    model_config: dict[str, Any]
+
+    def probabilities(self, windows: np.ndarray) -> np.ndarray:
+        """[B, 3] probabilities of exposures (-1, 0, +1) for [B, window, F] windows."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ inference
+    def predict(
+        self, features: pa.Table, *, latest_only: bool = False, batch_rows: int = BATCH_ROWS
+    ) -> pa.Table:
+        """VOTES for every row of ``features`` that ends a full window (see module doc)."""
+        if not isinstance(features, pa.Table):
+            if isinstance(features, pa.RecordBatch):
+                features = pa.Table.from_batches([features])
+            else:
+                raise ModelError(f"predict expects a FEATURES pyarrow Table, got {type(features).__name__}")
+        index = WindowIndex.build(features, self.normalizer, self.window, latest_only)
+        n = len(index)
+        probs = np.empty((n, 3), dtype=np.float32)
+        for lo in range(0, n, batch_rows):
+            hi = min(lo + batch_rows, n)
+            probs[lo:hi] = self.probabilities(index.batch(lo, hi))
+        return self.votes(features, index.rows, probs)
+
+    def votes(self, features: pa.Table, rows: np.ndarray, probs: np.ndarray) -> pa.Table:
+        """VOTES rows (input order) from per-window probabilities."""
+        order = np.argsort(rows, kind="stable")
+        rows, probs = rows[order], probs[order]
+        choice = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
+        confidence = probs[np.arange(len(probs)), choice] if len(probs) else np.zeros(0)
+        keys = features.select(["symbol", "ts"]).take(pa.array(rows, pa.int64()))
+        n = len(rows)
+        return pa.Table.from_arrays(
+            [
+                keys.column("symbol"),
+                keys.column("ts"),
+                pa.array([self.agent] * n, pa.string()),
+                pa.array([self.version] * n, pa.string()),
+                pa.array((choice - 1).astype(np.int8)),
+                pa.array(np.clip(confidence, 0.0, 1.0).astype(np.float32)),
+            ],
+            schema=VOTES,
+        )
+
+    # ------------------------------------------------------------------ storage
+    def describe(self) -> dict[str, Any]:
+        """What ``model.json`` records (architecture and scaler; no weights)."""
+        return {
+            "format": FORMAT,
+            "agent": self.agent,
+            "kind": self.kind,
+            "window": self.window,
+            "normalizer": self.normalizer.to_json(),
+            "model_config": self.model_config,
+        }
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / MODEL_FILE).write_text(json.dumps(self.describe(), indent=2))
+        self._save_weights(directory)
+
+    def _save_weights(self, directory: Path) -> None:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(agent={self.agent!r}, version={self.version!r}, window={self.window})"
+
+
+def load_dir(directory: Path, version: str) -> Predictor:
+    """A predictor from a model directory written by ``Predictor.save``.
+
+    Callers outside the registry must verify the directory first (``registry.load`` does).
+    """
+    path = Path(directory) / MODEL_FILE
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"cannot read model description {path}: {exc}") from None
+    if meta.get("format") != FORMAT:
+        raise ModelError(f"{path}: unknown model format {meta.get('format')!r}")
+    normalizer = Normalizer.from_json(meta["normalizer"])
+    kind = meta.get("kind")
+    if kind == "ppo":
+        from tinywindow.models.rl.ppo import RLPredictor
+
+        return RLPredictor.load(Path(directory), meta, normalizer, version)
+    if kind == "xgboost":
+        from tinywindow.models.xgb import XGBPredictor
+
+        return XGBPredictor.load(Path(directory), meta, normalizer, version)
+    raise ModelError(f"{path}: unknown model kind {kind!r}")

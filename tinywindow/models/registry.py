@@ -1,0 +1,277 @@
+"""The model registry: one signed directory per training run, loaded only once verified.
+
+Layout under the registry root (``agents.registry_dir``)::
+
+    <agent>/v0001/model.json          architecture, window, feature scaler
+    <agent>/v0001/weights.pt          (RL agents) torch state_dict
+    <agent>/v0001/booster.ubj         (XGBoost) the booster
+    <agent>/v0001/MANIFEST.tw.json    ML-DSA-65 signature over every file + metadata
+    <agent>/tuned.json                best parameters of the last sweep (``tinywindow tune``)
+
+``publish`` claims the next version number with an atomic ``mkdir``, writes and signs the
+model in a staging folder and renames it into place, so a reader sees either an empty
+(incomplete) version or a complete signed one.  The signed metadata records the data range,
+the config and parameters, the metrics and the parent version.
+
+``load`` copies the version's files into a private temporary folder, verifies the copy
+(``crypto.manifest.verify_dir``) and builds the predictor from that same copy: what was
+verified is what is loaded.  A changed, added or removed file, a missing, garbled or non-UTF-8
+manifest or a bad signature raises ``IntegrityError``; nothing is unpickled from the registry
+at all.  Anything else named like a version (a stray file ``v0007``, a symlink, an empty
+folder) is listed with a status saying so, skipped by ``latest`` and refused by ``load`` with
+a ``ModelError`` naming its path: never a raw traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tinywindow.config import Config
+from tinywindow.crypto.keys import PublicKeySource
+from tinywindow.crypto.keystore import KeyStore
+from tinywindow.crypto.manifest import MANIFEST, sign_dir, verify_dir
+from tinywindow.errors import IntegrityError, ModelError, TinyWindowError
+from tinywindow.models.params import check_agent
+from tinywindow.models.predictor import Predictor, load_dir
+
+_VERSION = re.compile(r"^v(\d{4,})$")
+
+
+def version_name(number: int) -> str:
+    return f"v{number:04d}"
+
+
+def registry_root(cfg: Config) -> Path:
+    """``agents.registry_dir``, under ``data_dir`` unless absolute."""
+    path = Path(cfg.agents.registry_dir)
+    return path if path.is_absolute() else cfg.path(cfg.agents.registry_dir)
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One version as listed: ``status`` is "ok", "incomplete", or why verification failed."""
+
+    agent: str
+    version: str
+    status: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+class ModelRegistry:
+    """Signed model versions per agent under one root folder.
+
+    ``keys`` verifies (a ``KeyStore`` or a passphrase-free ``PublicKeyRing``); ``signer``
+    (an unlocked ``KeyStore``) is needed only to publish.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        keys: PublicKeySource,
+        signer: KeyStore | None = None,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.root = Path(root)
+        self.keys = keys
+        self.signer = signer
+        self.clock = clock
+
+    @classmethod
+    def from_config(cls, cfg: Config, keystore: KeyStore | None = None, *, read_only: bool = False) -> ModelRegistry:
+        """The configured registry: signing with ``keystore`` (opened from ``cfg`` with the
+        passphrase env var when None), or verify-only from the keystore's public keys."""
+        from tinywindow.crypto import keystore_dir, open_keystore
+
+        root = registry_root(cfg)
+        if read_only and keystore is None:
+            return cls(root, KeyStore.public_ring(keystore_dir(cfg)))
+        store = keystore if keystore is not None else open_keystore(cfg)
+        return cls(root, store, None if read_only else store)
+
+    # ------------------------------------------------------------------ writing
+    def publish(self, model: Predictor, metadata: dict[str, Any]) -> str:
+        """Store ``model`` as the agent's next version, signed; returns the version name."""
+        if self.signer is None:
+            raise ModelError("this registry is read-only (opened without a keystore to sign with)")
+        agent = check_agent(model.agent)
+        base = self.root / agent
+        base.mkdir(parents=True, exist_ok=True)
+        version = self._claim(base)
+        staging = base / f".staging-{version}-{os.getpid()}"
+        try:
+            model.save(staging)
+            now = self.clock()
+            meta = {
+                **_json_safe(metadata),
+                "agent": agent,
+                "version": version,
+                "kind": model.kind,
+                "window": model.window,
+                "created": pd.Timestamp(now, tz="UTC").isoformat(),
+            }
+            sign_dir(staging, self.signer, meta)
+            os.rename(staging, base / version)  # replaces the empty claimed folder atomically
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        model.version = version
+        return version
+
+    def _claim(self, base: Path) -> str:
+        """The next free version number, claimed by an atomic mkdir (safe across processes)."""
+        number = max((n for n, _ in self._entries(base)), default=0) + 1
+        while True:
+            name = version_name(number)
+            try:
+                (base / name).mkdir()
+                return name
+            except FileExistsError:
+                number += 1
+
+    # ------------------------------------------------------------------ reading
+    @staticmethod
+    def _entries(base: Path) -> list[tuple[int, Path]]:
+        """Everything under ``base`` named like a version, by number then name (may include
+        stray files: callers check with ``_problem``)."""
+        try:
+            if not base.is_dir():
+                return []
+            found = [(int(m.group(1)), p) for p in base.iterdir() if (m := _VERSION.match(p.name))]
+        except OSError as exc:
+            raise ModelError(f"cannot list model versions in {base}: {exc.strerror or exc}") from None
+        return sorted(found, key=lambda item: (item[0], item[1].name))
+
+    @staticmethod
+    def _problem(path: Path) -> str | None:
+        """Why ``path`` is not a complete version folder ("incomplete" for an empty one), or None."""
+        try:
+            if path.is_symlink():
+                return f"refused: {path} is a symlink, not a version folder"
+            if not path.is_dir():
+                return f"refused: {path} is not a version folder (a stray file)"
+            if not any(path.iterdir()):
+                return "incomplete"
+        except OSError as exc:
+            return f"refused: {path} cannot be read ({exc.strerror or exc})"
+        return None
+
+    def agents(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def versions(self, agent: str) -> list[VersionInfo]:
+        """Every version of ``agent``, oldest first, each verified; anything else named like a
+        version is listed with a status that says what it is."""
+        base = self.root / check_agent(agent)
+        out = []
+        for _, path in self._entries(base):
+            problem = self._problem(path)
+            if problem is not None:
+                out.append(VersionInfo(agent, path.name, problem))
+                continue
+            try:
+                out.append(VersionInfo(agent, path.name, "ok", self._verify(path, agent, path.name)))
+            except TinyWindowError as exc:
+                out.append(VersionInfo(agent, path.name, f"refused: {exc}"))
+        return out
+
+    def latest(self, agent: str) -> str | None:
+        """The newest complete version folder (verified when loaded, not here)."""
+        base = self.root / check_agent(agent)
+        for _, path in reversed(self._entries(base)):
+            if self._problem(path) is None:
+                return path.name
+        return None
+
+    def metadata(self, agent: str, version: str | None = None) -> dict[str, Any]:
+        """The verified metadata of a version (the latest when None)."""
+        name = self._resolve(agent, version)
+        return self._verify(self.root / agent / name, agent, name)
+
+    def load(self, agent: str, version: str | None = None) -> Predictor:
+        """A verified predictor for ``agent`` (the latest version when ``version`` is None)."""
+        name = self._resolve(agent, version)
+        source = self.root / agent / name
+        with tempfile.TemporaryDirectory(prefix="tw-model-") as tmp:
+            copy = Path(tmp) / name
+            try:
+                shutil.copytree(source, copy, symlinks=True)
+            except (OSError, shutil.Error) as exc:
+                raise ModelError(f"cannot read model {agent} {name} at {source}: {exc}") from None
+            meta = self._verify(copy, agent, name, shown=source)
+            try:
+                predictor = load_dir(copy, name)
+            except TinyWindowError:
+                raise
+            except (KeyError, TypeError, ValueError, OSError) as exc:
+                raise ModelError(f"model {agent} {name} at {source} cannot be loaded: {exc!r}") from None
+        if predictor.agent != agent or meta.get("kind") != predictor.kind:
+            raise IntegrityError(f"model {agent} {name} at {source}: signed metadata does not match its files")
+        return predictor
+
+    def _resolve(self, agent: str, version: str | None) -> str:
+        check_agent(agent)
+        name = version or self.latest(agent)
+        if name is None:
+            raise ModelError(f"no trained version of agent {agent!r} in {self.root} (run 'tinywindow agents train')")
+        path = self.root / agent / name
+        if not _VERSION.match(name) or not os.path.lexists(path):
+            raise ModelError(f"agent {agent!r} has no version {name!r} in {self.root}")
+        problem = self._problem(path)
+        if problem == "incomplete":
+            raise ModelError(f"model {agent} {name} at {path} is incomplete (an empty version folder)")
+        if problem is not None:
+            raise ModelError(f"model {agent} {name}: {problem.removeprefix('refused: ')}")
+        return name
+
+    def _verify(self, path: Path, agent: str, name: str, shown: Path | None = None) -> dict[str, Any]:
+        """The signed metadata of the version folder ``path`` (``shown``: the path to name in
+        errors when ``path`` is a private copy)."""
+        where = shown or path
+        if not (path / MANIFEST).is_file():
+            raise IntegrityError(f"model {agent} {name} at {where} is not signed (no {MANIFEST}); refusing to load it")
+        try:
+            meta = verify_dir(path, self.keys)
+        except IntegrityError as exc:
+            text = str(exc).replace(str(path), str(where))
+            raise IntegrityError(f"model {agent} {name} failed verification, refusing to load it: {text}") from None
+        if meta.get("agent") != agent or meta.get("version") != name:
+            raise IntegrityError(
+                f"model {agent} {name} at {where}: manifest is signed for {meta.get('agent')} "
+                f"{meta.get('version')} (a version folder was moved or copied)"
+            )
+        return meta
+
+
+def _json_safe(value: Any) -> Any:
+    """Metadata as strict JSON (NaN/inf -> None, numpy scalars -> Python)."""
+    import math
+
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)

@@ -1,0 +1,195 @@
+"""PPO training (RLlib, new API stack) of the LSTM and Transformer agents, and their predictor.
+
+Training runs in the calling process: ``num_env_runners=0`` (the local EnvRunner samples),
+``num_learners=0`` (the local Learner updates), vectorized envs inside the runner, so a run
+needs one CPU and no extra actors (RLlib still needs an initialized Ray; it starts a local
+one if there is none).  After training, the learner's weights are copied into a fresh
+``RLModule`` and the Algorithm is stopped: ``RLPredictor`` serves with ``forward_inference``
+only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from tinywindow.errors import ModelError
+from tinywindow.models.params import PPOParams
+from tinywindow.models.predictor import WEIGHTS_FILE, Predictor
+from tinywindow.models.rl.env import ACTIONS, TradingEnv, env_config
+from tinywindow.models.rl.lstm import LSTMModule
+from tinywindow.models.rl.rlmodule import WindowPolicyModule
+from tinywindow.models.rl.transformer import TransformerModule
+from tinywindow.models.windows import CLIP, Normalizer, Series
+
+MODULES: dict[str, type[WindowPolicyModule]] = {"lstm": LSTMModule, "transformer": TransformerModule}
+POLICY = "default_policy"  # RLlib's DEFAULT_MODULE_ID
+
+
+def spaces(window: int, n_features: int) -> tuple[gym.spaces.Box, gym.spaces.Discrete]:
+    obs = gym.spaces.Box(-CLIP, CLIP, shape=(window, n_features), dtype=np.float32)
+    return obs, gym.spaces.Discrete(len(ACTIONS))
+
+
+def build_module(agent: str, window: int, n_features: int, model_config: dict[str, Any]) -> WindowPolicyModule:
+    if agent not in MODULES:
+        raise ModelError(f"agent {agent!r} has no RLModule (have: {', '.join(MODULES)})")
+    obs, act = spaces(window, n_features)
+    return MODULES[agent](observation_space=obs, action_space=act, inference_only=False, model_config=model_config)
+
+
+class RLPredictor(Predictor):
+    """Votes from an RLModule's ``forward_inference``: softmax of its action logits."""
+
+    kind = "ppo"
+
+    def __init__(
+        self,
+        agent: str,
+        module: WindowPolicyModule,
+        normalizer: Normalizer,
+        window: int,
+        model_config: dict[str, Any],
+        version: str = "candidate",
+    ) -> None:
+        self.agent = agent
+        self.module = module.eval()
+        self.normalizer = normalizer
+        self.window = window
+        self.model_config = dict(model_config)
+        self.version = version
+
+    def probabilities(self, windows: np.ndarray) -> np.ndarray:
+        from ray.rllib.core.columns import Columns
+
+        with torch.inference_mode():
+            out = self.module.forward_inference({Columns.OBS: torch.from_numpy(windows)})
+            probs = torch.softmax(out[Columns.ACTION_DIST_INPUTS], dim=-1)
+        return np.asarray(probs.numpy(), dtype=np.float32)
+
+    def weights(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().numpy().copy() for k, v in self.module.state_dict().items()}
+
+    def _save_weights(self, directory: Path) -> None:
+        torch.save(self.module.state_dict(), directory / WEIGHTS_FILE)
+
+    @classmethod
+    def load(cls, directory: Path, meta: dict[str, Any], normalizer: Normalizer, version: str) -> RLPredictor:
+        agent, window = str(meta["agent"]), int(meta["window"])
+        module = build_module(agent, window, len(normalizer.names), dict(meta["model_config"]))
+        try:
+            state = torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+            module.load_state_dict(state, strict=True)
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise ModelError(f"cannot load weights of {agent} {version}: {exc}") from None
+        return cls(agent, module, normalizer, window, dict(meta["model_config"]), version)
+
+
+@dataclass
+class TrainStats:
+    """What a PPO run did: per-iteration mean episode return (reward units) and timings."""
+
+    iterations: int = 0
+    env_steps: int = 0
+    seconds: float = 0.0
+    episode_return_mean: list[float] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "iterations": self.iterations,
+            "env_steps": self.env_steps,
+            "seconds": round(self.seconds, 2),
+            "steps_per_s": round(self.env_steps / self.seconds, 1) if self.seconds else None,
+            "episode_return_mean": [None if not np.isfinite(x) else round(x, 4) for x in self.episode_return_mean],
+        }
+
+
+def ppo_config(agent: str, env_cfg: dict[str, Any], params: PPOParams, seed: int) -> Any:
+    """The RLlib ``PPOConfig``: local runner and learner, our RLModule, seeded."""
+    from ray.rllib.algorithms.ppo import PPOConfig
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    if agent not in MODULES:
+        raise ModelError(f"agent {agent!r} is not trained with PPO")
+    minibatch = min(params.minibatch, params.train_batch)
+    return (
+        PPOConfig()
+        .environment(TradingEnv, env_config=env_cfg)
+        .framework("torch")
+        .env_runners(num_env_runners=0, num_envs_per_env_runner=params.num_envs, num_cpus_per_env_runner=0)
+        .learners(num_learners=0)
+        .training(
+            lr=params.lr,
+            gamma=params.gamma,
+            lambda_=params.lambda_,
+            entropy_coeff=params.entropy_coeff,
+            clip_param=params.clip_param,
+            vf_loss_coeff=params.vf_loss_coeff,
+            train_batch_size_per_learner=params.train_batch,
+            minibatch_size=minibatch,
+            num_epochs=params.epochs,
+        )
+        .rl_module(rl_module_spec=RLModuleSpec(module_class=MODULES[agent], model_config=params.model_config_dict()))
+        .reporting(metrics_num_episodes_for_smoothing=20)
+        .debugging(seed=seed, log_level="ERROR")
+    )
+
+
+IterationHook = Callable[[int, RLPredictor, dict[str, Any]], bool | None]
+
+
+def train_ppo(
+    agent: str,
+    series: Sequence[Series],
+    normalizer: Normalizer,
+    window: int,
+    cost: float,
+    params: PPOParams,
+    seed: int,
+    init_weights: dict[str, Any] | None = None,
+    on_iteration: IterationHook | None = None,
+) -> tuple[RLPredictor, TrainStats]:
+    """Train ``agent`` with PPO on ``series`` (already cut to the training window).
+
+    ``init_weights`` warm-starts from an earlier version (retraining); ``on_iteration`` is
+    called after every iteration with a predictor snapshot and RLlib's result, and stops
+    training early by returning True.
+    """
+    env_cfg = env_config(series, normalizer, window, cost, params.episode_len, params.reward_scale)
+    algo = ppo_config(agent, env_cfg, params, seed).build_algo()
+    stats = TrainStats()
+    t0 = time.perf_counter()
+    try:
+        if init_weights is not None:
+            algo.learner_group.set_weights({POLICY: init_weights})
+            algo.env_runner_group.sync_weights(from_worker_or_learner_group=algo.learner_group, inference_only=True)
+        for i in range(params.iterations):
+            result = algo.train()
+            runners = result.get("env_runners", {})
+            stats.iterations = i + 1
+            stats.env_steps = int(runners.get("num_env_steps_sampled_lifetime", stats.env_steps))
+            stats.episode_return_mean.append(float(runners.get("episode_return_mean", np.nan)))
+            if on_iteration is not None:
+                snapshot = _snapshot(agent, algo, normalizer, window, params)
+                if on_iteration(i + 1, snapshot, result):
+                    break
+        predictor = _snapshot(agent, algo, normalizer, window, params)
+    finally:
+        stats.seconds = time.perf_counter() - t0
+        algo.stop()
+    return predictor, stats
+
+
+def _snapshot(agent: str, algo: Any, normalizer: Normalizer, window: int, params: PPOParams) -> RLPredictor:
+    """The learner's current weights in a fresh module (independent of the Algorithm)."""
+    weights = algo.learner_group.get_weights()[POLICY]
+    module = build_module(agent, window, len(normalizer.names), params.model_config_dict())
+    module.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in weights.items()}, strict=True)
+    return RLPredictor(agent, module, normalizer, window, params.model_config_dict())

@@ -1,0 +1,262 @@
+"""Training entry points: one agent on a FEATURES table, walk-forward, and the demo run.
+
+``train_agent`` holds out the most recent ``agents.valid_bars`` (after an embargo), trains on
+what precedes them, scores the model out of sample and publishes it with those numbers in
+its signed manifest: the metrics recorded for a version describe exactly that version.
+
+Budgets: parameters come from ``params.resolve`` (config < tuned file < overrides);
+``DEMO_BUDGET`` and ``TEST_BUDGET`` are such overrides.  The demo budget keeps all three
+agents, with Ray start-up and evaluation, under three minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from tinywindow.config import Config
+from tinywindow.errors import DataError
+from tinywindow.models.evaluation import walkforward as wf
+from tinywindow.models.evaluation.scoring import Score
+from tinywindow.models.params import AGENTS, RL_AGENTS, PPOParams, XGBParams, check_agent, resolve
+from tinywindow.models.predictor import Predictor
+from tinywindow.models.registry import ModelRegistry, registry_root
+from tinywindow.models.windows import (
+    Normalizer,
+    Series,
+    data_range,
+    feature_names,
+    fit_normalizer,
+    to_series,
+)
+
+BUNDLED = ("sp500", "nasdaq", "goog")
+DEMO_FIRST_TRAIN_END = "2011-01-01"
+
+# Overrides per agent; "iterations"/"rounds" are the training budget.
+DEMO_BUDGET: dict[str, dict[str, Any]] = {
+    "lstm": {"iterations": 16, "train_batch": 2048},
+    "transformer": {"iterations": 10, "train_batch": 2048},
+    "xgboost": {"rounds": 200},
+}
+TEST_BUDGET: dict[str, dict[str, Any]] = {
+    "lstm": {"iterations": 2, "train_batch": 256, "minibatch": 64, "epochs": 2, "num_envs": 4, "episode_len": 64},
+    "transformer": {"iterations": 2, "train_batch": 256, "minibatch": 64, "epochs": 2, "num_envs": 4, "episode_len": 64, "hidden": 16, "heads": 2},
+    "xgboost": {"rounds": 20},
+}
+
+
+def bundled_features(datasets: Sequence[str] = BUNDLED) -> pa.Table:
+    """FEATURES of the bundled real datasets (validated on the way in)."""
+    from tinywindow.data import features
+    from tinywindow.data.sources.bundled import BundledSource
+
+    return features.compute(BundledSource("bundled", datasets).table())
+
+
+def set_threads(threads: int) -> None:
+    """Threads torch may use in this process (RLlib's learner and inference)."""
+    import torch
+
+    torch.set_num_threads(max(1, int(threads)))
+
+
+def embargo(cfg: Config) -> int:
+    return cfg.agents.window if cfg.agents.embargo_bars is None else cfg.agents.embargo_bars
+
+
+def fit(
+    agent: str,
+    train: list[Series],
+    normalizer: Normalizer,
+    cfg: Config,
+    params: PPOParams | XGBParams,
+    seed: int,
+    *,
+    outcomes: pa.Table | None = None,
+    init: Predictor | None = None,
+    threads: int = 1,
+) -> tuple[Predictor, dict[str, Any]]:
+    """Train one model on ``train`` (already cut); returns it and training statistics."""
+    if check_agent(agent) in RL_AGENTS:
+        from tinywindow.models.rl.ppo import RLPredictor, train_ppo
+
+        assert isinstance(params, PPOParams)
+        warm = None
+        if isinstance(init, RLPredictor) and init.agent == agent and init.model_config == params.model_config_dict():
+            warm = init.weights()
+        rl, stats = train_ppo(agent, train, normalizer, cfg.agents.window, cfg.agents.cost, params, seed, init_weights=warm)
+        return rl, {**stats.to_json(), "warm_start": warm is not None}
+    from tinywindow.models.xgb import train_xgb
+
+    assert isinstance(params, XGBParams)
+    return train_xgb(train, normalizer, cfg.agents.window, params, seed, outcomes=outcomes, threads=threads)
+
+
+def scores_json(scores: Mapping[str, Score]) -> dict[str, Any]:
+    return {sym: sc.to_json() for sym, sc in scores.items()}
+
+
+@dataclass
+class TrainResult:
+    agent: str
+    predictor: Predictor
+    version: str | None
+    metadata: dict[str, Any]
+
+
+def holdout_split(series: Sequence[Series], cfg: Config) -> wf.Split:
+    """The last ``valid_bars`` of the calendar, after an embargo, as validation."""
+    cal = wf.calendar(series)
+    need = cfg.agents.valid_bars + embargo(cfg)
+    if len(cal) < need + cfg.agents.window * 4:
+        raise DataError(f"{len(cal)} bars are too few to train and validate (need > {need + cfg.agents.window * 4})")
+    i1 = len(cal) - need
+    return wf.Split(int(cal[i1]), int(cal[i1 + embargo(cfg)]), int(cal[-1]) + 1)
+
+
+def train_agent(
+    agent: str,
+    features: pa.Table,
+    cfg: Config,
+    *,
+    registry: ModelRegistry | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    seed: int | None = None,
+    outcomes: pa.Table | None = None,
+    init: Predictor | None = None,
+    last_bars: int | None = None,
+    threads: int = 1,
+    parent: str | None = None,
+    refit: bool = False,
+    extra_metadata: Mapping[str, Any] | None = None,
+) -> TrainResult:
+    """Train ``agent`` on ``features`` (optionally only each symbol's last ``last_bars``),
+    validate on the held-out tail and publish to ``registry`` when one is given.
+
+    ``init`` warm-starts an RL agent from an earlier version; ``parent`` (default: the
+    ``init`` version) records which version this run replaces.  With ``refit`` the published
+    model is trained once more on everything, hold-out included (so the newest outcomes can
+    weigh in); its manifest then says ``refit: true`` and its validation metrics are those of
+    the same parameters trained without the hold-out."""
+    set_threads(threads)
+    seed = cfg.agents.seed if seed is None else seed
+    series = to_series(features)
+    if last_bars is not None:
+        series = [s.tail(last_bars) for s in series]
+    split = holdout_split(series, cfg)
+    train = wf.training_part(series, split)
+    normalizer = fit_normalizer(train, feature_names(features))
+    params = resolve(agent, cfg.agents, registry_root(cfg), overrides)
+    predictor, stats = fit(agent, train, normalizer, cfg, params, seed, outcomes=outcomes, init=init, threads=threads)
+    vset = wf.ValidationSet.build(series, split, cfg.agents.window)
+    validation = scores_json(vset.evaluate(predictor, cfg.agents.cost))
+    if refit:
+        train = [s for s in series if len(s)]
+        normalizer = fit_normalizer(train, feature_names(features))
+        predictor, stats = fit(agent, train, normalizer, cfg, params, seed, outcomes=outcomes, init=init, threads=threads)
+    metadata = {
+        "refit": refit,
+        "data": {"train": data_range(train), "validation": split.to_json(), "features": list(normalizer.names)},
+        "config": {"agents": cfg.agents.model_dump(mode="json"), "params": params.model_dump()},
+        "metrics": {
+            "validation": validation,
+            "buy_and_hold": scores_json(vset.buy_and_hold(cfg.agents.cost)),
+        },
+        "train": stats,
+        "seed": seed,
+        "parent": parent if parent is not None else (init.version if init is not None else None),
+        **dict(extra_metadata or {}),
+    }
+    version = registry.publish(predictor, metadata) if registry is not None else None
+    return TrainResult(agent, predictor, version, metadata)
+
+
+def walk_forward(
+    features: pa.Table,
+    cfg: Config,
+    *,
+    agents: Sequence[str] = AGENTS,
+    folds: int = 1,
+    first_train_end: str = DEMO_FIRST_TRAIN_END,
+    budget: Mapping[str, Mapping[str, Any]] | None = None,
+    seed: int | None = None,
+    threads: int = 1,
+    on_model: Callable[[int, wf.Split, str, Predictor, dict[str, Score], dict[str, Any]], None] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> wf.Report:
+    """Walk-forward over ``folds`` folds from ``first_train_end``; ``on_model`` sees every
+    trained model with its out-of-sample scores (the demo publishes them there)."""
+    set_threads(threads)
+    seed = cfg.agents.seed if seed is None else seed
+    series = to_series(features)
+    names = feature_names(features)
+    splits = wf.make_splits(series, first_train_end, folds, cfg.agents.valid_bars, embargo(cfg))
+    budget = budget or {}
+
+    def trainer(
+        k: int, agent: str, train: list[Series], normalizer: Normalizer, split: wf.Split, vset: wf.ValidationSet
+    ) -> Predictor:
+        params = resolve(agent, cfg.agents, registry_root(cfg), budget.get(agent))
+        t0 = time.perf_counter()
+        predictor, stats = fit(agent, train, normalizer, cfg, params, seed, threads=threads)
+        info = {
+            "data": {"train": data_range(train), "validation": split.to_json(), "features": list(normalizer.names)},
+            "config": {"agents": cfg.agents.model_dump(mode="json"), "params": params.model_dump()},
+            "train": stats,
+            "seed": seed,
+        }
+        scores = vset.evaluate(predictor, cfg.agents.cost)
+        if log is not None:
+            log(f"fold {k} {agent}: trained in {time.perf_counter() - t0:.1f}s, out-of-sample Sharpe {scores[wf.ALL].sharpe:.2f}")
+        if on_model is not None:
+            info["metrics"] = {"validation": scores_json(scores), "buy_and_hold": scores_json(vset.buy_and_hold(cfg.agents.cost))}
+            on_model(k, split, agent, predictor, scores, info)
+        return predictor
+
+    return wf.run(series, agents, splits, cfg.agents.window, cfg.agents.cost, trainer, lambda train: fit_normalizer(train, names))
+
+
+@dataclass
+class DemoResult:
+    versions: dict[str, str]
+    report: wf.Report
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def train_demo(
+    cfg: Config,
+    registry: ModelRegistry,
+    *,
+    features: pa.Table | None = None,
+    agents: Sequence[str] = AGENTS,
+    budget: Mapping[str, Mapping[str, Any]] = DEMO_BUDGET,
+    first_train_end: str = DEMO_FIRST_TRAIN_END,
+    seed: int | None = None,
+    threads: int = 1,
+    log: Callable[[str], None] | None = None,
+) -> DemoResult:
+    """Train all three agents on the bundled real data with the demo budget, publish each as
+    a signed version and return the versions with the walk-forward (one fold) report."""
+    t0 = time.perf_counter()
+    features = bundled_features() if features is None else features
+    versions: dict[str, str] = {}
+    timings: dict[str, float] = {}
+    last = [time.perf_counter()]
+
+    def publish(fold: int, split: wf.Split, agent: str, predictor: Predictor, scores: dict[str, Score], info: dict[str, Any]) -> None:
+        versions[agent] = registry.publish(predictor, {**info, "source": "demo"})
+        now = time.perf_counter()
+        timings[agent] = round(now - last[0], 1)
+        last[0] = now
+
+    report = walk_forward(
+        features, cfg, agents=agents, folds=1, first_train_end=first_train_end, budget=budget,
+        seed=seed, threads=threads, on_model=publish, log=log,
+    )
+    return DemoResult(versions, report, time.perf_counter() - t0, timings)
