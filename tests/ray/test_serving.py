@@ -302,9 +302,9 @@ def test_agent_actor_predicts_through_its_deployment_and_promotes_new_versions(s
 
 
 def test_load_concurrent_clients_zero_errors(served: Served, capsys: pytest.CaptureFixture[str]) -> None:
-    """N concurrent clients for TW_LOAD_TEST_S seconds (60 by default): no errors."""
+    """N concurrent clients for TW_LOAD_TEST_S seconds (20 by default): no errors."""
     served.swap({"xgboost": served.versions["xgboost"][0]})
-    duration = float(os.environ.get("TW_LOAD_TEST_S", "60"))
+    duration = float(os.environ.get("TW_LOAD_TEST_S", "20"))
     clients = int(os.environ.get("TW_LOAD_TEST_CLIENTS", "8"))
     with Traffic(served, clients=clients) as traffic:
         time.sleep(duration)  # the load test's length is the point here, not a wait for state
