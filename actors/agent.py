@@ -7,16 +7,13 @@
   ``attach_serving()``, through the agent's Ray Serve deployment (a DeploymentHandle).
 * every new version (train, retrain, ``use``) is a model promotion: journaled (signed) and,
   when serving, put live on the deployment without downtime (``actors.serving.promote``).
-* ``feedback(outcomes)``: realized outcomes into the experience buffer; every
-  ``agents.retrain_every`` new outcomes a retrain starts in the background while the
-  current version keeps serving.
-* ``retrain()``: a new version from the latest data.  XGBoost is validated on the
-  hold-out as usual, then refitted on the full history, hold-out included, with sample
-  weights from the buffered outcomes (outcomes are about recent bars, which a hold-out would
-  otherwise always exclude); its manifest says so (``refit: true``).  The RL agents fine-tune the current
-  weights with PPO on each symbol's latest ``agents.retrain_bars`` bars: for them feedback
-  is a trigger, not a training signal (their reward is computed from the same market
-  returns the outcomes report, so the env already holds what an outcome would tell them).
+* ``feedback(outcomes)``: realized outcomes into the experience buffer; when the retrain
+  policy says one is due (every ``agents.retrain_every`` new outcomes) a retrain starts in
+  the background while the current version keeps serving.
+* ``retrain()``: a new version from the latest data, on the window the retrain policy plans
+  (``tinywindow.models.retrain``: XGBoost refitted on everything with outcome sample
+  weights, its manifest saying ``refit: true``; the RL agents fine-tuned on each symbol's
+  latest ``agents.retrain_bars`` bars, feedback being their trigger, not their signal).
 * ``versions()``, ``use(version)``, ``status()``, ``wait_idle()``.
 
 Start-up is the one recovery path: the actor serves the newest version that verifies, so a
@@ -46,6 +43,7 @@ from tinywindow.models.experience import ExperienceBuffer
 from tinywindow.models.params import check_agent
 from tinywindow.models.predictor import Predictor
 from tinywindow.models.registry import ModelRegistry
+from tinywindow.models.retrain import RetrainPolicy
 
 FeatureSource = Callable[[], pa.Table]
 SMALL_TABLE_BYTES = 4 * 1024**2  # below this, Arrow IPC bytes beat Ray's Table serialization
@@ -77,7 +75,7 @@ class AgentActor:
         store = keystore if keystore is not None else open_keystore(self.cfg, passphrase)
         self.registry = ModelRegistry.from_config(self.cfg, store)
         self.buffer = ExperienceBuffer()
-        self.auto_retrain = auto_retrain
+        self.retrain_policy = RetrainPolicy(self.agent, self.cfg.agents, auto=auto_retrain)
         self.overrides = dict(overrides or {})
         self.threads = threads
         self._features = self._wrap_source(data_source)
@@ -155,33 +153,34 @@ class AgentActor:
         return self._train(self._data(features), None, warm=True)
 
     def _train(self, features: pa.Table, overrides: dict[str, Any] | None, warm: bool) -> dict[str, Any]:
-        from tinywindow.models.params import RL_AGENTS
-        from tinywindow.models.train import train_agent
+        from actors.training.train import train_agent
 
         with self._lock:
             t0 = time.perf_counter()
-            rl = self.agent in RL_AGENTS
+            serving = self.predictor
+            plan = self.retrain_policy.plan(
+                warm=warm, buffered=len(self.buffer), serving=serving.version if serving is not None else None
+            )
             pending = self.buffer.pending
-            outcomes = self.buffer.table() if len(self.buffer) and not rl else None
             result = train_agent(
                 self.agent,
                 features,
                 self.cfg,
                 registry=self.registry,
                 overrides={**self.overrides, **(overrides or {})},
-                outcomes=outcomes,
-                init=self.predictor if (warm and rl) else None,
-                last_bars=self.cfg.agents.retrain_bars if (warm and rl) else None,
+                outcomes=self.buffer.table() if plan.use_outcomes else None,
+                init=serving if plan.init_from_serving else None,
+                last_bars=plan.last_bars,
                 threads=self.threads,
-                parent=self.predictor.version if (warm and self.predictor is not None) else None,
-                refit=warm and not rl,
-                extra_metadata={"feedback": {**self.buffer.stats(), "used_as": "sample weights" if outcomes is not None else "trigger"}},
+                parent=plan.parent,
+                refit=plan.refit,
+                extra_metadata={"feedback": {**self.buffer.stats(), "used_as": plan.feedback_use}},
             )
             assert result.version is not None
             self._last_features = _owned(features)
             self.predictor = self.registry.load(self.agent, result.version)  # serve what was signed
             self._promote(result.version, "retrain" if warm else "train")
-            if warm:
+            if plan.warm:
                 self.buffer.mark_retrained(pending)
             validation = result.metadata["metrics"]["validation"]["ALL"]
             self.log.info("%s %s published (validation Sharpe %s)", self.agent, result.version, validation["sharpe"])
@@ -248,8 +247,7 @@ class AgentActor:
         new = self.buffer.add(outcomes)
         started = False
         has_data = self._features is not None or self._last_features is not None
-        due = self.auto_retrain and self.buffer.pending >= self.cfg.agents.retrain_every
-        if due and has_data and not self._busy():
+        if self.retrain_policy.due(self.buffer.pending, has_data=has_data, busy=self._busy()):
             self._job = self._pool.submit(self._retrain_job)
             started = True
         return {"new": new, **self.buffer.stats(), "retrain_started": started}

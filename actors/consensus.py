@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -28,18 +27,16 @@ from tinywindow.config import Config, build
 from tinywindow.consensus.state import ConsensusBook
 from tinywindow.contracts import VOTES, validate
 from tinywindow.core.log import get_logger
+from tinywindow.core.time import TimeLike, to_utc_ns
 from tinywindow.crypto.keystore import KeyStore
-from tinywindow.durability.recovery import DurableState
-
-
-def _ns(ts: Any) -> int:
-    if isinstance(ts, int):
-        return ts
-    t = pd.Timestamp(ts)
-    return int((t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")).value)
+from tinywindow.durability.recovery import open_durable
+from tinywindow.errors import DataError
 
 
 class ConsensusActor:
+    """One consensus, durable (see the module docstring).  Receives the root config at this
+    boundary and hands the book its own section."""
+
     def __init__(
         self,
         cfg: Config | dict[str, Any],
@@ -50,22 +47,25 @@ class ConsensusActor:
         keystore: KeyStore | None = None,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
-        from tinywindow.crypto import open_keystore
-
         self.cfg = cfg if isinstance(cfg, Config) else build(cfg)
         self.name = name
         self.log = get_logger(f"consensus.{name}")
-        keys = keystore if keystore is not None else open_keystore(self.cfg, passphrase)
         self.book = ConsensusBook(self.cfg.consensus, agents)
-        self.durable = DurableState.open(self.cfg, name, self.book, keys, self.cfg.consensus.checkpoint_every, clock)
-        self._recovery = self.durable.start()
+        self.durable, self._recovery = open_durable(
+            self.cfg, name, self.book, self.cfg.consensus.checkpoint_every,
+            passphrase=passphrase, keystore=keystore, clock=clock,
+        )
         self.book.on_commit = self.durable.commit
 
     def submit_votes(self, votes: pa.Table) -> int:
         return self.book.submit_votes(votes)
 
-    def decide(self, ts: Any) -> pa.Table:
-        return self.book.decide(_ns(ts))
+    def decide(self, ts: TimeLike) -> pa.Table:
+        """SIGNALS at ``ts`` (ns, or any time ``to_utc_ns`` reads; naive is UTC)."""
+        at = to_utc_ns(ts)
+        if at is None:
+            raise DataError("decide needs a time, got None")
+        return self.book.decide(at)
 
     def on_votes(self, votes: pa.Table) -> pa.Table:
         """Submit a batch and decide at its latest timestamp."""

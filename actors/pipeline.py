@@ -200,7 +200,7 @@ def run_trading(
     names = list(agents.actors)
     opts = dict(actor_options or {})
     consensus = remote_consensus(num_cpus=cfg.consensus.num_cpus, **opts).remote(doc, names)
-    portfolio = remote_portfolio(num_cpus=0.05, **opts).remote(doc)
+    portfolio = remote_portfolio(num_cpus=cfg.portfolio.num_cpus, **opts).remote(doc)
     bars = bars_of(data, sources, start, end)
     by_ts = _group_by_ts(bars)
     times = sorted(by_ts)

@@ -29,10 +29,12 @@ from typing import Any
 import pyarrow as pa
 
 from tinywindow.config import Config, build
+from tinywindow.core.codec import CODEC
 from tinywindow.core.log import get_logger
+from tinywindow.core.money import dec_str
 from tinywindow.crypto.keystore import KeyStore
-from tinywindow.durability.recovery import DurableState, Recovery
-from tinywindow.execution.broker import Broker, dec_str
+from tinywindow.durability.recovery import Recovery, open_durable
+from tinywindow.execution.brokers import Broker
 from tinywindow.execution.engine import TradingEngine
 from tinywindow.execution.tables import (
     bar_rows,
@@ -44,6 +46,9 @@ from tinywindow.execution.tables import (
 
 
 class PortfolioActor:
+    """One account's trading state, durable (see the module docstring).  Receives the root
+    config at this boundary and hands each part its own section."""
+
     def __init__(
         self,
         cfg: Config | dict[str, Any],
@@ -54,16 +59,15 @@ class PortfolioActor:
         broker: Broker | None = None,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
-        from tinywindow.crypto import open_keystore
-
         self.cfg = cfg if isinstance(cfg, Config) else build(cfg)
         self.name = name
         self.clock = clock
         self.log = get_logger(f"portfolio.{name}")
-        keys = keystore if keystore is not None else open_keystore(self.cfg, passphrase)
         self.engine = TradingEngine(self.cfg.risk, self.cfg.portfolio, broker)
-        self.durable = DurableState.open(self.cfg, name, self.engine, keys, self.cfg.portfolio.checkpoint_every, clock)
-        self._recovery = self.durable.start()
+        self.durable, self._recovery = open_durable(
+            self.cfg, name, self.engine, self.cfg.portfolio.checkpoint_every,
+            passphrase=passphrase, keystore=keystore, clock=clock,
+        )
         self.engine.on_commit = self.durable.commit
         self.engine.resubmit_open_orders()
 
@@ -115,7 +119,7 @@ class PortfolioActor:
         }
 
     def risk_events(self, since: int = 0) -> list[dict[str, Any]]:
-        return [e.to_dict() for e in list(self.engine.risk_events)[since:]]
+        return [CODEC.payload(e) for e in list(self.engine.risk_events)[since:]]
 
     def recovery(self) -> dict[str, int]:
         r: Recovery = self._recovery

@@ -23,8 +23,10 @@ from typing import Any
 
 import pyarrow as pa
 
+from actors.training.train import embargo, set_threads
 from tinywindow.config import Config
 from tinywindow.errors import ConfigError, DataError
+from tinywindow.models.config import AgentConfig
 from tinywindow.models.evaluation import walkforward as wf
 from tinywindow.models.params import RL_AGENTS, build, check_agent, resolve, write_tuned
 from tinywindow.models.registry import registry_root
@@ -58,14 +60,14 @@ def search_space(agent: str) -> dict[str, Any]:
     return space
 
 
-def tune_split(series: Sequence[Series], cfg: Config) -> wf.Split:
+def tune_split(series: Sequence[Series], agents: AgentConfig) -> wf.Split:
     """The validation fold just before ``train_agent``'s hold-out (see module docstring)."""
     cal = wf.calendar(series)
-    emb = cfg.agents.window if cfg.agents.embargo_bars is None else cfg.agents.embargo_bars
-    valid = cfg.agents.valid_bars
+    emb = embargo(agents)
+    valid = agents.valid_bars
     holdout_train_end = len(cal) - valid - emb
     i1 = holdout_train_end - valid - emb
-    if i1 < cfg.agents.window * 8:
+    if i1 < agents.window * 8:
         raise DataError(f"{len(cal)} bars are too few for a tuning fold and a hold-out")
     return wf.Split(int(cal[i1]), int(cal[i1 + emb]), int(cal[holdout_train_end]))
 
@@ -86,7 +88,6 @@ def trial(
     from ray import tune
 
     from tinywindow.models.predictor import Predictor
-    from tinywindow.models.train import set_threads
 
     set_threads(1)
     params = build(agent, {**base, **config})
@@ -100,8 +101,8 @@ def trial(
         tune.report({METRIC: sc.sharpe, "hit_rate": hit, "turnover": sc.turnover, **extra})
 
     if agent in RL_AGENTS:
+        from actors.training.ppo import train_ppo
         from tinywindow.models.params import PPOParams
-        from tinywindow.models.rl.ppo import train_ppo
 
         assert isinstance(params, PPOParams)
 
@@ -112,7 +113,7 @@ def trial(
         train_ppo(agent, train, normalizer, window, cost, params, seed, on_iteration=on_iteration)
     else:
         from tinywindow.models.params import XGBParams
-        from tinywindow.models.xgb import train_xgb
+        from tinywindow.models.xgb.train import train_xgb
 
         assert isinstance(params, XGBParams)
         every = max(1, params.rounds // 8)
@@ -167,7 +168,7 @@ def sweep(
     seed = cfg.agents.seed if seed is None else seed
     t0 = time.perf_counter()
     series = to_series(features)
-    split = tune_split(series, cfg)
+    split = tune_split(series, cfg.agents)
     base = resolve(agent, cfg.agents, registry_root(cfg), budget, use_tuned=False).model_dump()
     space = search_space(agent)
     max_t = base["iterations"] if agent in RL_AGENTS else math.ceil(base["rounds"] / max(1, base["rounds"] // 8))

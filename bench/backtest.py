@@ -39,7 +39,7 @@ from tinywindow.backtest.simulator import (
     stop_and_reverse_targets,
 )
 from tinywindow.config import PortfolioConfig, RiskConfig
-from tinywindow.execution.broker import Commission, Slippage
+from tinywindow.execution.costs import Commission, Slippage
 from tinywindow.execution.engine import BarRow, TradingEngine
 
 FAST, SLOW = 10, 30

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.ipc as ipc
 
-from tinywindow.crypto.backend import get_backend
+from tinywindow.crypto.backends import get_backend
 from tinywindow.crypto.fsutil import AtomicOutput
 from tinywindow.crypto.keystore import KeyStore
 from tinywindow.crypto.store import EncryptedStore

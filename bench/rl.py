@@ -50,7 +50,7 @@ class RLlibPPO:
     """RLlib PPO with the LSTM agent's config (local env runner and learner)."""
 
     def __init__(self, env_cfg: dict[str, Any], params: Any) -> None:
-        from tinywindow.models.rl.ppo import ppo_config
+        from actors.training.ppo import ppo_config
 
         self.algo = ppo_config("lstm", env_cfg, params, seed=0).build_algo()
         self.steps = 0
@@ -156,7 +156,8 @@ def interleaved(env_cfg: dict[str, Any], params: Any) -> dict[str, dict[str, flo
 def inference(symbols: int, bars: int, params: Any, trained_xgb: Any) -> tuple[list[list[Any]], dict[str, float]]:
     from tinywindow.data import features
     from tinywindow.data.sources.synthetic import generate
-    from tinywindow.models.rl.ppo import RLPredictor, build_module
+    from tinywindow.models.rl import RLPredictor
+    from tinywindow.models.rl import build_policy as build_module  # the plain-torch policy serves
     from tinywindow.models.windows import Normalizer, feature_names
 
     feats = features.compute(generate(symbols, bars + WINDOW + 120, seed=3))
@@ -202,9 +203,9 @@ def main() -> int:
     torch.set_num_threads(1)
     ray.init("local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
 
+    from actors.training.train import bundled_features
     from tinywindow.models.params import XGBParams
     from tinywindow.models.rl.env import env_config
-    from tinywindow.models.train import bundled_features
     from tinywindow.models.windows import data_range, feature_names, fit_normalizer, to_series
     from tinywindow.models.xgb import train_xgb
 

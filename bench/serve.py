@@ -35,6 +35,7 @@ import ray
 from ray import serve
 
 from actors import serving
+from actors.training.train import train_agent
 from tinywindow.cli._tables import table
 from tinywindow.config import Config
 from tinywindow.contracts import symbol_codes
@@ -44,7 +45,6 @@ from tinywindow.data import features as F
 from tinywindow.data.history import tail_indices
 from tinywindow.data.sources.synthetic import generate
 from tinywindow.models.registry import ModelRegistry, registry_root
-from tinywindow.models.train import train_agent
 from tinywindow.serving.auth import token_digest
 from tinywindow.serving.payload import to_ipc
 

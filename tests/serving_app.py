@@ -26,12 +26,12 @@ import pytest
 from ray import serve
 
 from actors import serving
+from actors.training.train import train_agent
 from tinywindow.config import Config
 from tinywindow.crypto.keystore import KeyStore
 from tinywindow.data import features as F
 from tinywindow.data.sources.synthetic import generate
 from tinywindow.models.registry import ModelRegistry
-from tinywindow.models.train import train_agent
 from tinywindow.serving import votes_pb2_grpc as pb_grpc
 from tinywindow.serving.auth import token_digest
 from tinywindow.serving.limits import GatewayLimits

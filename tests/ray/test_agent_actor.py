@@ -17,6 +17,8 @@ import pytest
 import ray
 
 from actors.agent import remote_agent
+from actors.training import TEST_BUDGET, bundled_features, train_demo
+from actors.training.ppo import train_ppo
 from tests.unit.models.synth import NAMES, planted_features
 from tinywindow.config import Config
 from tinywindow.contracts import VOTES, validate
@@ -24,8 +26,6 @@ from tinywindow.crypto.keystore import KeyStore
 from tinywindow.models.evaluation import walkforward as wf
 from tinywindow.models.params import PPOParams
 from tinywindow.models.registry import ModelRegistry
-from tinywindow.models.rl.ppo import train_ppo
-from tinywindow.models.train import TEST_BUDGET, bundled_features, train_demo
 from tinywindow.models.windows import fit_normalizer, to_series
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")

@@ -23,7 +23,7 @@ from tinywindow.crypto.journal import Journal
 from tinywindow.crypto.keystore import KeyStore
 from tinywindow.durability.recovery import journal_path
 from tinywindow.errors import TransientError
-from tinywindow.models.train import TEST_BUDGET
+from tinywindow.models.params import TEST_BUDGET
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 

@@ -17,11 +17,11 @@ import pyarrow as pa
 import pytest
 
 from actors import serving
+from actors.training.train import train_agent
 from tests.serving_app import AUTH, TOKEN, Served, ipc_bytes, served_fixture
 from tinywindow.crypto.keystore import KeyStore
 from tinywindow.data import features as F
 from tinywindow.errors import IntegrityError
-from tinywindow.models.train import train_agent
 from tinywindow.serving import votes_pb2 as pb
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")

@@ -16,7 +16,7 @@ from tinywindow.backtest.simulator import (
 )
 from tinywindow.config import PortfolioConfig, RiskConfig
 from tinywindow.data.sources.synthetic import generate_panel
-from tinywindow.execution.broker import Commission, Slippage
+from tinywindow.execution.costs import Commission, Slippage
 from tinywindow.execution.engine import BarRow, TradingEngine
 
 CASH = 100_000.0

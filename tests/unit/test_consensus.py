@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from tinywindow.config import ConsensusConfig
 from tinywindow.consensus.voting import Code, combine, decide, update_weights
 from tinywindow.contracts import SIGNALS
+from tinywindow.errors import DataError
 
 CFG = ConsensusConfig(threshold=0.55, quorum=2, max_disagreement=0.3, stale_after_s=300)
 W3 = np.ones(3)
@@ -218,6 +219,10 @@ def test_consensus_actor_decides_learns_and_restarts(tmp_path: Path) -> None:
     signals = b.on_votes(votes_table([("AAA", d8, "lstm", 1, 0.8), ("AAA", d8, "xgb", 0, 0.6), ("AAA", d8, "tfm", -1, 0.8)]))
     row = signals.to_pylist()[0]
     assert row["action"] == 1 and "lstm +1@0.80" in row["reason"]  # the learned weights broke the tie
+    ns = int(pd.Timestamp(d8).value)
+    assert b.decide(ns).equals(signals) and b.decide(pd.Timestamp(d8)).equals(signals)  # one time, any spelling
+    with pytest.raises(DataError, match="relative"):
+        b.decide("now")  # a decision time never depends on the wall clock
     b.close()
     with pytest.raises(ValueError, match="agents"):
         ConsensusActor(cfg, ["other"], passphrase=PASS)

@@ -8,17 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tinywindow.core.money import to_decimal
 from tinywindow.errors import DataError
 from tinywindow.execution.accounting import Portfolio, Position, order_id, position_after_fill
-from tinywindow.execution.broker import (
-    BarPrices,
-    Commission,
-    Fill,
-    Order,
-    PaperBroker,
-    Slippage,
-    to_decimal,
-)
+from tinywindow.execution.brokers import PaperBroker
+from tinywindow.execution.costs import Commission, Slippage
+from tinywindow.execution.orders import BarPrices, Fill, Order
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -350,3 +345,13 @@ def test_orders_and_fills_cross_the_boundary_as_exact_decimals(tmp_path: Path) -
     snap = a.snapshot()
     assert D(snap["cash"]) == D(1_000_000) - f["qty"] * f["price"] - f["fee"]
     a.close()
+
+
+def test_portfolio_config_has_no_dead_mode() -> None:
+    """``portfolio.mode`` did nothing (it accepted "live" and traded on paper): it is gone,
+    and an old config that sets it is refused rather than silently ignored."""
+    from tinywindow.config import PortfolioConfig
+    from tinywindow.errors import ConfigError
+
+    with pytest.raises((ConfigError, ValueError)):
+        PortfolioConfig(mode="live")  # type: ignore[call-arg]

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinywindow.config import PortfolioConfig, RiskConfig
+from tinywindow.core.codec import CODEC
 from tinywindow.errors import ConfigError
 from tinywindow.execution.engine import BarRow, SignalRow, TradingEngine
 from tinywindow.risk.checks import (
@@ -255,7 +256,7 @@ steps = st.lists(
 
 
 def _check_invariants(engine: TradingEngine, events: list, state_before: TradingState) -> None:
-    orders = [p for k, p in events if k == "order"]
+    orders = [p for k, p in CODEC.encode_all(events) if k == "order"]  # as journaled
     if state_before == TradingState.HALTED or engine.state == TradingState.HALTED:
         assert orders == []
     prices = engine.portfolio.prices
@@ -328,5 +329,5 @@ def test_halted_never_emits_an_order(seq: list, halt_at: int) -> None:
             [SignalRow(s, ts, a, max(c, 0.9)) for s, a, c in zip(SYMS, actions, confs, strict=True)]
         )
         if t >= halt_at:
-            assert [k for k, _ in events if k in ("order", "fill")] == []
+            assert [k for k, _ in CODEC.encode_all(events) if k in ("order", "fill")] == []
             assert engine.state == TradingState.HALTED

@@ -4,7 +4,7 @@ Timeline of bar ``t`` (the same as ``TradingEngine`` and backtesting.py): orders
 the close of ``t - 1`` fill at the open of ``t`` (``Slippage``: buys pay more, sells get
 less; an order whose fill price is beyond its collar expires), pay ``Commission`` on the
 fill, then the book is marked at the close of ``t`` and the next decisions are made there.
-The cost rules are the very objects the PaperBroker uses (``tinywindow.execution.broker``) and the
+The cost rules are the very objects the PaperBroker uses (``tinywindow.execution.costs``) and the
 sizing is ``tinywindow.risk.checks``'s; the event engine and this simulator are cross-checked
 against each other to 1e-9 in the unit tests.
 
@@ -28,7 +28,7 @@ import pandas as pd
 
 from tinywindow.errors import DataError
 from tinywindow.execution.accounting import position_after_fill
-from tinywindow.execution.broker import Commission, Slippage
+from tinywindow.execution.costs import Commission, Slippage
 from tinywindow.risk.checks import target_quantity_array
 
 

@@ -54,13 +54,13 @@ def register(sub: Any) -> None:
 
 
 def _budget(name: str) -> dict[str, dict[str, Any]]:
-    from tinywindow.models.train import DEMO_BUDGET, TEST_BUDGET
+    from tinywindow.models.params import DEMO_BUDGET, TEST_BUDGET
 
     return {"config": {}, "demo": DEMO_BUDGET, "test": TEST_BUDGET}[name]
 
 
 def _features(spec: str) -> Any:
-    from tinywindow.models.train import bundled_features
+    from actors.training.train import bundled_features
 
     return bundled_features([d.strip() for d in spec.split(",") if d.strip()])
 
@@ -75,8 +75,8 @@ def _signing_registry(cfg: Config) -> Any:
 
 def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
     from actors.runtime import connect
+    from actors.training.train import train_agent, train_demo
     from tinywindow.models.params import AGENTS
-    from tinywindow.models.train import train_agent, train_demo
 
     agents = args.agent or list(AGENTS)
     registry = _signing_registry(cfg)
@@ -130,8 +130,8 @@ def cmd_list(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_evaluate(args: argparse.Namespace, cfg: Config) -> int:
     from actors.runtime import connect
+    from actors.training.train import walk_forward
     from tinywindow.models.params import AGENTS
-    from tinywindow.models.train import walk_forward
 
     t0 = time.perf_counter()
     connect(cfg)

@@ -66,7 +66,7 @@ def cmd_sma(args: argparse.Namespace, cfg: Config) -> int:
         stop_and_reverse_targets,
     )
     from tinywindow.cli._tables import table
-    from tinywindow.execution.broker import Commission, Slippage
+    from tinywindow.execution.costs import Commission, Slippage
 
     symbols, o, c = panel(load(args, cfg))
     pc = cfg.portfolio

@@ -68,7 +68,7 @@ def cmd_demo(args: argparse.Namespace, cfg: Config) -> int:
     from actors import pipeline, serving
     from actors.runtime import connect
     from tinywindow.cli._tables import iso, table
-    from tinywindow.models.train import DEMO_BUDGET, TEST_BUDGET
+    from tinywindow.models.params import DEMO_BUDGET, TEST_BUDGET
     from tinywindow.serving.auth import serving_token, token_digest
 
     t0 = time.perf_counter()

@@ -29,8 +29,8 @@ def register(sub: Any) -> None:
 
 def cmd_tune(args: argparse.Namespace, cfg: Config) -> int:
     from actors.runtime import connect
+    from actors.training.train import bundled_features
     from actors.tune import sweep
-    from tinywindow.models.train import bundled_features
 
     budget: dict[str, Any] = {}
     if args.iterations:

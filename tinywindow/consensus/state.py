@@ -1,8 +1,9 @@
 """The consensus state a ConsensusActor keeps: votes, decisions, adaptive weights.
 
-Event-sourced like the trading engine: ``apply(kind, payload)`` is the only mutation, live
-calls record events (``votes``, ``decided``, ``learned``) and hand them to ``on_commit``
-(the actor journals them), and start-up is snapshot + replay.
+Event-sourced on the same base as the trading engine (``EventSourced``): ``apply(event)`` is
+the only mutation, live calls record typed events (``VotesRecorded``, ``ConsensusDecided``,
+``WeightsLearned``) and commit them to ``on_commit`` (the actor journals them), and start-up
+is snapshot + replay.
 
 * ``submit_votes``: VOTES rows join a per-(symbol, agent) buffer.
 * ``decide(at)``: one decision per (symbol, at) from each agent's latest vote at or before
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import bisect
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,24 +26,25 @@ import pandas as pd
 import pyarrow as pa
 
 from tinywindow.consensus.config import ConsensusConfig
-from tinywindow.consensus.voting import decide, update_weights
-from tinywindow.contracts import OUTCOMES, SIGNALS, VOTES, validate
+from tinywindow.consensus.events import ConsensusDecided, VotesRecorded, WeightsLearned
+from tinywindow.consensus.voting import decide, signals_table, update_weights
+from tinywindow.contracts import OUTCOMES, VOTES, validate
+from tinywindow.durability.eventsourced import CommitHook, EventSourced, applies
 
-Event = tuple[str, dict[str, Any]]
+__all__ = ["ConsensusBook"]
+
 VoteRow = tuple[int, str, int, float]  # ts, model_version, action, confidence
 
 
-class ConsensusBook:
+class ConsensusBook(EventSourced):
     """Votes, decisions and per-agent weights of one consensus (see the module docstring)."""
 
-    def __init__(
-        self, cfg: ConsensusConfig, agents: Sequence[str], on_commit: Callable[[list[Event]], None] | None = None
-    ) -> None:
+    def __init__(self, cfg: ConsensusConfig, agents: Sequence[str], on_commit: CommitHook | None = None) -> None:
         if not agents or len(set(agents)) != len(agents):
             raise ValueError("consensus needs a non-empty list of distinct agent names")
+        super().__init__(on_commit)
         self.cfg = cfg
         self.agents = list(agents)
-        self.on_commit = on_commit
         self.weights: dict[str, float] = {a: 1.0 for a in self.agents}
         self.stats: dict[str, dict[str, float]] = {a: {"scored": 0, "hits": 0} for a in self.agents}
         self.holders: set[str] = set()  # agents seen voting hold: they choose among 3 actions
@@ -50,48 +52,39 @@ class ConsensusBook:
         # (symbol, ts) -> {"signal": [SIGNALS row values], "used": [[agent, action, conf]...],
         #                  "learned": True once its outcome scored the agents}
         self.decisions: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
-        self._batch: list[Event] = []
 
     # ------------------------------------------------------------------ event core
-    def _record(self, kind: str, payload: dict[str, Any]) -> None:
-        self._batch.append((kind, payload))
-        self.apply(kind, payload)
+    @applies(VotesRecorded)
+    def _voted(self, e: VotesRecorded) -> None:
+        for symbol, ts, agent, version, action, conf in e.rows:
+            rows = self.votes.setdefault((symbol, agent), [])
+            row = (ts, version, action, conf)
+            if action == 0:
+                self.holders.add(agent)
+            i = bisect.bisect_right([r[0] for r in rows], ts)
+            if i and rows[i - 1][0] == ts:
+                rows[i - 1] = row  # a re-sent vote for the same ts replaces the old one
+            else:
+                rows.insert(i, row)
 
-    def _commit(self) -> None:
-        batch, self._batch = self._batch, []
-        if batch and self.on_commit is not None:
-            self.on_commit(batch)
+    @applies(ConsensusDecided)
+    def _decided(self, e: ConsensusDecided) -> None:
+        for sig in e.signals:
+            used = [list(u[1:]) for u in e.used if u[0] == sig[0]]
+            self.decisions[(sig[0], e.at)] = {"signal": list(sig), "used": used}
+        while len(self.decisions) > self.cfg.decisions_kept:
+            self.decisions.popitem(last=False)
+        self._prune(e.at)
 
-    def apply(self, kind: str, p: Mapping[str, Any]) -> None:
-        if kind == "votes":
-            for symbol, ts, agent, version, action, conf in p["rows"]:
-                rows = self.votes.setdefault((symbol, agent), [])
-                row = (int(ts), str(version), int(action), float(conf))
-                if row[2] == 0:
-                    self.holders.add(str(agent))
-                i = bisect.bisect_right([r[0] for r in rows], row[0])
-                if i and rows[i - 1][0] == row[0]:
-                    rows[i - 1] = row  # a re-sent vote for the same ts replaces the old one
-                else:
-                    rows.insert(i, row)
-        elif kind == "decided":
-            at = int(p["at"])
-            for sig in p["signals"]:
-                used = [u[1:] for u in p["used"] if u[0] == sig[0]]
-                self.decisions[(sig[0], at)] = {"signal": sig, "used": used}
-            while len(self.decisions) > self.cfg.decisions_kept:
-                self.decisions.popitem(last=False)
-            self._prune(at)
-        elif kind == "learned":
-            self.weights.update({a: float(w) for a, w in p["weights"].items()})
-            for a, s in p["stats"].items():
-                self.stats[a] = dict(s)
-            for symbol, ts in p["keys"]:
-                dec = self.decisions.get((symbol, int(ts)))
-                if dec is not None:
-                    dec["learned"] = True
-        else:
-            raise ValueError(f"unknown consensus event kind {kind!r}")
+    @applies(WeightsLearned)
+    def _learned(self, e: WeightsLearned) -> None:
+        self.weights.update(dict(e.weights))
+        for a, scored, hits in e.stats:
+            self.stats[a] = {"scored": scored, "hits": hits}
+        for symbol, ts in e.keys:
+            dec = self.decisions.get((symbol, ts))
+            if dec is not None:
+                dec["learned"] = True
 
     def _prune(self, at: int) -> None:
         """Drop votes superseded at ``at``: keep each agent's latest vote <= at and later ones."""
@@ -105,7 +98,7 @@ class ConsensusBook:
         """Buffer a VOTES batch (validated as it enters); returns the rows accepted."""
         t = validate(votes, VOTES, source="consensus.submit_votes")
         rows = [
-            [s, int(ts), a, v, int(act), float(c)]
+            (str(s), int(ts), str(a), str(v), int(act), float(c))
             for s, ts, a, v, act, c in zip(
                 t.column("symbol").cast(pa.string()).to_pylist(),
                 t.column("ts").cast(pa.int64()).to_pylist(),
@@ -117,8 +110,8 @@ class ConsensusBook:
             )
         ]
         if rows:
-            self._record("votes", {"rows": rows})
-        self._commit()
+            self.record(VotesRecorded(tuple(rows)))
+        self.commit()
         return len(rows)
 
     def _votes_table(self) -> pa.Table:
@@ -145,34 +138,22 @@ class ConsensusBook:
         fresh = [r for r in rows if (r["symbol"], at) not in self.decisions]
         if fresh:
             names = {r["symbol"] for r in fresh}
-            self._record(
-                "decided",
-                {
-                    "at": at,
-                    "signals": [[r["symbol"], r["action"], r["confidence"], r["agreement"], r["votes"], r["reason"]]
-                                for r in fresh],
-                    "used": [[s, a, int(act), float(c)] for s, a, act, c in used.itertuples(index=False)
-                             if s in names],
-                },
-            )
-        self._commit()
+            self.record(ConsensusDecided(
+                at,
+                tuple((r["symbol"], r["action"], r["confidence"], r["agreement"], r["votes"], r["reason"])
+                      for r in fresh),
+                tuple((s, a, int(act), float(c)) for s, a, act, c in used.itertuples(index=False) if s in names),
+            ))
+        self.commit()
         return self.signals_at(at, [r["symbol"] for r in rows])
 
     def signals_at(self, at: int, symbols: Sequence[str]) -> pa.Table:
         """The recorded decisions at ``at`` for ``symbols`` as a SIGNALS table."""
         got = [self.decisions[(s, at)]["signal"] for s in sorted(symbols) if (s, at) in self.decisions]
-        table = pa.table(
-            {
-                "symbol": pa.array([g[0] for g in got], pa.string()),
-                "ts": pa.array([at] * len(got), pa.int64()).cast(pa.timestamp("ns", tz="UTC")),
-                "action": pa.array([g[1] for g in got], pa.int8()),
-                "confidence": pa.array([g[2] for g in got], pa.float32()),
-                "agreement": pa.array([g[3] for g in got], pa.float32()),
-                "votes": pa.array([g[4] for g in got], pa.int16()),
-                "reason": pa.array([g[5] for g in got], pa.string()),
-            }
+        return signals_table(
+            at, [g[0] for g in got], [g[1] for g in got], [g[2] for g in got], [g[3] for g in got],
+            [g[4] for g in got], [g[5] for g in got],
         )
-        return validate(table, SIGNALS, source="consensus")
 
     def learn(self, outcomes: pa.Table) -> dict[str, float]:
         """Score agents on realized outcomes of remembered decisions; returns the weights."""
@@ -212,13 +193,17 @@ class ConsensusBook:
                 a: {"scored": self.stats[a]["scored"] + int(scored[i]), "hits": self.stats[a]["hits"] + int(hits[i])}
                 for i, a in enumerate(self.agents)
             }
-            self._record("learned", {"weights": dict(zip(self.agents, map(float, w), strict=True)),
-                                     "stats": stats, "keys": keys})
-        self._commit()
+            self.record(WeightsLearned(
+                tuple(sorted(zip(self.agents, map(float, w), strict=True))),
+                tuple(sorted((a, int(st["scored"]), int(st["hits"])) for a, st in stats.items())),
+                tuple((symbol, ts) for symbol, ts in keys),
+            ))
+        self.commit()
         return dict(self.weights)
 
     # ------------------------------------------------------------------ persistence
     def snapshot(self) -> dict[str, Any]:
+        """The whole state as JSON-able data (the checkpoint)."""
         return {
             "agents": self.agents,
             "weights": self.weights,
@@ -229,6 +214,7 @@ class ConsensusBook:
         }
 
     def restore(self, d: Mapping[str, Any]) -> None:
+        """Load a snapshot of a consensus of the same agents."""
         if list(d["agents"]) != self.agents:
             raise ValueError(f"checkpoint is for agents {d['agents']}, this consensus has {self.agents}")
         self.weights = {a: float(w) for a, w in d["weights"].items()}

@@ -268,16 +268,34 @@ def decide(
     c_dir = np.where(a != 0, directional_probability(c, u[None, :]), c)
     res = combine(a, c_dir, valid, w, cfg)
     reasons = [explain(res, g, agents, a, c_dir, status, w, cfg) for g in range(len(symbols))]
+    table = signals_table(
+        at_ns, symbols, res.action, res.confidence.astype(np.float32), res.agreement.astype(np.float32),
+        res.votes, reasons,
+    )
+    used = latest[fresh][["symbol", "agent", "action", "confidence"]].reset_index(drop=True)
+    return table, used
+
+
+def signals_table(
+    at_ns: int,
+    symbols: Sequence[str],
+    action: Sequence[int] | np.ndarray,
+    confidence: Sequence[float] | np.ndarray,
+    agreement: Sequence[float] | np.ndarray,
+    votes: Sequence[int] | np.ndarray,
+    reason: Sequence[str],
+) -> pa.Table:
+    """The validated SIGNALS table of decisions at ``at_ns``, one row per symbol (the one
+    place a SIGNALS table is built, for fresh and for recorded decisions)."""
     table = pa.table(
         {
             "symbol": pa.array(symbols, pa.string()),
             "ts": pa.array(np.full(len(symbols), at_ns, dtype=np.int64)).cast(pa.timestamp("ns", tz="UTC")),
-            "action": pa.array(res.action, pa.int8()),
-            "confidence": pa.array(res.confidence.astype(np.float32), pa.float32()),
-            "agreement": pa.array(res.agreement.astype(np.float32), pa.float32()),
-            "votes": pa.array(res.votes, pa.int16()),
-            "reason": pa.array(reasons, pa.string()),
+            "action": pa.array(action, pa.int8()),
+            "confidence": pa.array(confidence, pa.float32()),
+            "agreement": pa.array(agreement, pa.float32()),
+            "votes": pa.array(votes, pa.int16()),
+            "reason": pa.array(reason, pa.string()),
         }
     )
-    used = latest[fresh][["symbol", "agent", "action", "confidence"]].reset_index(drop=True)
-    return validate(table, SIGNALS, source="consensus"), used
+    return validate(table, SIGNALS, source="consensus")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tinywindow.core.log import register_secret
-from tinywindow.crypto.backend import Backend, get_backend
+from tinywindow.crypto.backends import Backend, get_backend
 from tinywindow.crypto.keys import KeySet, PublicKeyRing, PublicKeys
 from tinywindow.crypto.keystore import KeyInfo, KeyStore
 from tinywindow.errors import KeyStoreError

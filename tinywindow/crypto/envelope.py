@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from tinywindow.crypto.backend import (
+from tinywindow.crypto.backends import (
     MLDSA65_SIGNATURE_BYTES,
     MLKEM768_CIPHERTEXT_BYTES,
     Backend,

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tinywindow.crypto import journal_format as jf
-from tinywindow.crypto.backend import get_backend
+from tinywindow.crypto.backends import get_backend
 from tinywindow.crypto.fsutil import atomic_write_local, read_regular
 from tinywindow.crypto.keys import PublicKeySource, b64, unb64
 from tinywindow.errors import IntegrityError, KeyStoreError

@@ -25,7 +25,7 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
-from tinywindow.crypto.backend import MLDSA65_SIGNATURE_BYTES
+from tinywindow.crypto.backends import MLDSA65_SIGNATURE_BYTES
 
 MAGIC = b"TWJR"
 VERSION = 1

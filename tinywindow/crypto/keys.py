@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import x25519
 
-from tinywindow.crypto.backend import (
+from tinywindow.crypto.backends import (
     MLDSA65_PUBLIC_BYTES,
     MLKEM768_PUBLIC_BYTES,
     Backend,

@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from tinywindow.core.log import get_logger
-from tinywindow.crypto.backend import Backend, get_backend
+from tinywindow.crypto.backends import Backend, get_backend
 from tinywindow.crypto.fsutil import atomic_write_local, read_regular
 from tinywindow.crypto.keys import SEEDS_BYTES, KeySet, PublicKeyRing, PublicKeys, b64, unb64
 from tinywindow.errors import IntegrityError, KeyStoreError

@@ -21,7 +21,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from tinywindow.crypto.backend import get_backend
+from tinywindow.crypto.backends import get_backend
 from tinywindow.crypto.fsutil import atomic_write_local, read_regular
 from tinywindow.crypto.keys import PublicKeySource, b64, unb64
 from tinywindow.crypto.keystore import KeyStore

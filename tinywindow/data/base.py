@@ -1,11 +1,13 @@
-"""The DataSource protocol and what every source shares: time ranges, selection, replay."""
+"""The DataSource protocol and what every source shares: time ranges, selection, replay.
+
+``to_utc_ns``, ``TimeLike`` and ``RELATIVE_TIME_WORDS`` live in ``tinywindow.core.time`` and
+are re-exported here for the data sources that import them from this module."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import date, datetime
-from typing import Protocol, TypeAlias, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -13,12 +15,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tinywindow.contracts import BARS, Quarantine, ValueRule, Violation, quarantine, validate
+
+# re-exported: the data sources import these from here
+from tinywindow.core.time import RELATIVE_TIME_WORDS as RELATIVE_TIME_WORDS
+from tinywindow.core.time import TimeLike as TimeLike
+from tinywindow.core.time import to_utc_ns as to_utc_ns
 from tinywindow.errors import DataError
-
-TimeLike: TypeAlias = str | datetime | date | pd.Timestamp | int | None
-
-# Words pandas would read as the wall-clock time of the call: never a market timestamp.
-RELATIVE_TIME_WORDS = frozenset({"now", "today", "yesterday", "tomorrow"})
 
 
 @runtime_checkable
@@ -41,26 +43,6 @@ class DataSource(Protocol):
     def stream(self) -> Iterator[pa.Table]:
         """BARS batches in time order (live, or a replay of history)."""
         ...
-
-
-def to_utc_ns(value: TimeLike) -> int | None:
-    """A time as integer nanoseconds since the epoch, UTC; naive times are taken as UTC."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise DataError(f"not a time: {value!r}")
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, str) and value.strip().lower() in RELATIVE_TIME_WORDS:
-        raise DataError(f"not a time: {value!r} (relative words are refused; give an absolute time)")
-    try:
-        ts = pd.Timestamp(value)
-        if ts is pd.NaT:
-            raise DataError(f"not a time: {value!r}")
-        ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-        return int(ts.as_unit("ns").value)
-    except (ValueError, TypeError, OverflowError) as exc:  # OutOfBoundsDatetime is a ValueError
-        raise DataError(f"not a time: {value!r} ({exc})") from exc
 
 
 def select(

@@ -1,12 +1,18 @@
 """Durability for event-sourced state: a signed journal plus checkpoints, one recovery path.
 
-A ``DurableState`` wraps an object with ``snapshot() -> dict``, ``restore(dict)`` and
-``apply(kind, payload)``.  ``start()`` is the only way to come up, first start and restart
-alike: load the latest checkpoint (an encrypted, signed one-row Arrow segment holding the
-state as JSON and the journal head it covers), refuse a journal that is behind it (a
-rollback) or whose record at that seq is another one (a replaced journal), then ``apply`` every journal record after it.  ``commit(events)`` appends a
-call's events to the journal as one signed batch (all or nothing after a crash) and writes
-a new checkpoint every ``checkpoint_every`` records.
+A ``DurableState`` wraps an ``EventSourced`` object (``snapshot() -> dict``,
+``restore(dict)``, ``apply(event)``).  ``start()`` is the only way to come up, first start
+and restart alike: load the latest checkpoint (an encrypted, signed one-row Arrow segment
+holding the state as JSON and the journal head it covers), refuse a journal that is behind
+it (a rollback) or whose record at that seq is another one (a replaced journal), then
+``apply`` every journal record after it, decoded by the one codec (``tinywindow.core.codec``,
+which reads every codec version up to its own).  ``commit(events)`` encodes a call's events
+and appends them to the journal as one signed batch (all or nothing after a crash), and
+writes a new checkpoint every ``checkpoint_every`` records.
+
+``DurableState.open`` takes the crypto section and the data directory; ``open_durable`` is
+the start-up an actor runs from the root config it receives (keystore, journal, checkpoint
+store, recovery), shared by the PortfolioActor and the ConsensusActor.
 
 The journal is ``tinywindow.crypto.journal.Journal`` (hash-chained, signed, encrypted); the
 checkpoint store is ``tinywindow.crypto.store.EncryptedStore``.
@@ -15,31 +21,31 @@ checkpoint store is ``tinywindow.crypto.store.EncryptedStore``.
 from __future__ import annotations
 
 import json
+import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from tinywindow.config import Config
+from tinywindow.core.codec import CODEC
+from tinywindow.core.events import Event
 from tinywindow.core.log import get_logger
+from tinywindow.crypto.config import CryptoConfig
 from tinywindow.crypto.journal import Journal
 from tinywindow.crypto.keystore import KeyStore
 from tinywindow.crypto.store import EncryptedStore
+from tinywindow.durability.eventsourced import EventSourced
 from tinywindow.errors import IntegrityError
 
+if TYPE_CHECKING:  # the boundary helpers take the root config an actor receives
+    from tinywindow.config import Config
+
+__all__ = ["DurableState", "Recovery", "journal_path", "open_durable"]
+
 _log = get_logger("durable")
-Event = tuple[str, dict[str, Any]]
-
-
-class EventSourced(Protocol):
-    def snapshot(self) -> dict[str, Any]: ...
-
-    def restore(self, d: Mapping[str, Any]) -> None: ...
-
-    def apply(self, kind: str, payload: Mapping[str, Any]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -51,10 +57,19 @@ class Recovery:
     journal_seq: int
 
 
+def _under(data_dir: str | Path, path: str) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else Path(data_dir) / p
+
+
+def journal_file(crypto: CryptoConfig, data_dir: str | Path, name: str) -> Path:
+    """``<crypto.journal_dir>/<name>.journal`` (under ``data_dir`` unless absolute)."""
+    return _under(data_dir, crypto.journal_dir) / f"{name}.journal"
+
+
 def journal_path(cfg: Config, name: str) -> Path:
-    base = Path(cfg.crypto.journal_dir)
-    base = base if base.is_absolute() else cfg.path(cfg.crypto.journal_dir)
-    return base / f"{name}.journal"
+    """The journal file of the durable state ``name`` under a root config."""
+    return journal_file(cfg.crypto, cfg.data_dir, name)
 
 
 class DurableState:
@@ -75,12 +90,16 @@ class DurableState:
 
     @classmethod
     def open(
-        cls, cfg: Config, name: str, target: EventSourced, keystore: KeyStore, checkpoint_every: int,
-        clock: Callable[[], int] = time.time_ns,
+        cls, crypto: CryptoConfig, data_dir: str | Path, name: str, target: EventSourced, keystore: KeyStore,
+        checkpoint_every: int, clock: Callable[[], int] = time.time_ns,
     ) -> DurableState:
-        """The journal ``<journal_dir>/<name>.journal`` and the checkpoint store of ``cfg``."""
-        journal = Journal(journal_path(cfg, name), keystore, clock=clock, fsync=cfg.crypto.journal_fsync)
-        return cls(name, target, journal, EncryptedStore.from_config(cfg, keystore), checkpoint_every)
+        """The journal ``<journal_dir>/<name>.journal`` and the checkpoint store at
+        ``crypto.store_dir`` (a URI, or a path under ``data_dir`` unless absolute)."""
+        journal = Journal(journal_file(crypto, data_dir, name), keystore, clock=clock, fsync=crypto.journal_fsync)
+        root = crypto.store_dir
+        if "://" not in root and not os.path.isabs(root):
+            root = str(Path(data_dir) / root)
+        return cls(name, target, journal, EncryptedStore(root, keystore, kem=crypto.kem), checkpoint_every)
 
     @property
     def segment(self) -> str:
@@ -116,18 +135,18 @@ class DurableState:
             self.target.restore(json.loads(row["state"]))
         replayed = 0
         for rec in self.journal.records(after=cp_seq):
-            self.target.apply(rec.kind, rec.payload)
+            self.target.apply(CODEC.decode(rec.kind, rec.payload))
             replayed += 1
         self._since_checkpoint = replayed
         seq = self.journal.head()[0]
         _log.info("%s: started from checkpoint %d, replayed %d records (journal at %d)", self.name, cp_seq, replayed, seq)
         return Recovery(cp_seq, replayed, seq)
 
-    def commit(self, events: list[Event]) -> None:
-        """Journal a call's events as one signed batch; checkpoint when due."""
+    def commit(self, events: Sequence[Event]) -> None:
+        """Journal a call's events (through the codec) as one signed batch; checkpoint when due."""
         if not events:
             return
-        self.journal.append_many(events)
+        self.journal.append_many(CODEC.encode_all(events))
         self._since_checkpoint += len(events)
         if self._since_checkpoint >= self.checkpoint_every:
             self.checkpoint()
@@ -149,3 +168,23 @@ class DurableState:
 
     def close(self) -> None:
         self.journal.close()
+
+
+def open_durable(
+    cfg: Config,
+    name: str,
+    target: EventSourced,
+    checkpoint_every: int,
+    *,
+    passphrase: str | None = None,
+    keystore: KeyStore | None = None,
+    clock: Callable[[], int] = time.time_ns,
+) -> tuple[DurableState, Recovery]:
+    """An actor's durable start-up: open the keystore (unless given), the journal and the
+    checkpoint store of ``cfg``, and bring ``target`` up through ``start`` (the one recovery
+    path).  Returns the started state and what the start did."""
+    from tinywindow.crypto import open_keystore
+
+    keys = keystore if keystore is not None else open_keystore(cfg, passphrase)
+    durable = DurableState.open(cfg.crypto, cfg.data_dir, name, target, keys, checkpoint_every, clock)
+    return durable, durable.start()

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from tinywindow.execution.broker import ZERO, Fill, dec_str
+from tinywindow.core.money import ZERO, dec_str
+from tinywindow.execution.orders import Fill
 
 N = TypeVar("N", Decimal, float)
 

@@ -4,18 +4,18 @@ Defined beside the package that uses it and composed into the root ``tinywindow.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
 from tinywindow.core.settings import Section
 
 
 class PortfolioConfig(Section):
+    """The account: starting cash, costs, lot size, order-id namespace, checkpoint cadence,
+    events kept in memory, and the CPU share of its PortfolioActor."""
+
     initial_cash_usd: float = Field(default=1_000_000.0, gt=0, le=1e15)
     commission_bps: float = Field(default=1.0, ge=0, le=10_000)
     slippage_bps: float = Field(default=2.0, ge=0, le=10_000)
-    mode: Literal["backtest", "paper", "live"] = "backtest"
     commission_per_share_usd: float = Field(default=0.0, ge=0, le=1_000)
     commission_min_usd: float = Field(default=0.0, ge=0, le=1e6)
     lot_size: float = Field(default=1.0, gt=0, le=1e9)  # quantities are multiples of this

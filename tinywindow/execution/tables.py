@@ -13,7 +13,10 @@ from typing import Any
 import pyarrow as pa
 
 from tinywindow.contracts import BARS, EXACT, FILLS, ORDERS, OUTCOMES, SIGNALS, validate
-from tinywindow.execution.engine import BarRow, Event, SignalRow
+from tinywindow.core.codec import CODEC
+from tinywindow.core.events import Event
+from tinywindow.execution.engine import BarRow, SignalRow
+from tinywindow.execution.events import OrderFilled, OrderSubmitted, OutcomeRealized
 
 _TS = pa.timestamp("ns", tz="UTC")
 _QUANTUM = Decimal(1).scaleb(-EXACT.scale)
@@ -68,20 +71,22 @@ def _order_like(rows: Sequence[Mapping[str, Any]], schema: pa.Schema, price_key:
 
 def orders_table(events: Iterable[Event]) -> pa.Table:
     """ORDERS from a call's events (price: the reference price risk approved against)."""
-    return _order_like([p for k, p in events if k == "order"], ORDERS, "ref_price", fee=False)
+    return _order_like([CODEC.payload(e) for e in events if isinstance(e, OrderSubmitted)], ORDERS, "ref_price", fee=False)
 
 
 def fills_table(events: Iterable[Event]) -> pa.Table:
-    return _order_like([p for k, p in events if k == "fill"], FILLS, "price", fee=True)
+    """FILLS from a call's events."""
+    return _order_like([CODEC.payload(e) for e in events if isinstance(e, OrderFilled)], FILLS, "price", fee=True)
 
 
-def outcomes_table(outcomes: Sequence[Mapping[str, Any]]) -> pa.Table:
+def outcomes_table(outcomes: Sequence[OutcomeRealized]) -> pa.Table:
+    """OUTCOMES from realized outcomes."""
     table = pa.table(
         {
-            "symbol": pa.array([o["symbol"] for o in outcomes], pa.string()),
-            "ts": pa.array([int(o["ts"]) for o in outcomes], pa.int64()).cast(_TS),
-            "action": pa.array([int(o["action"]) for o in outcomes], pa.int8()),
-            "realized_return": pa.array([float(o["realized_return"]) for o in outcomes], pa.float64()),
+            "symbol": pa.array([o.symbol for o in outcomes], pa.string()),
+            "ts": pa.array([o.ts for o in outcomes], pa.int64()).cast(_TS),
+            "action": pa.array([o.action for o in outcomes], pa.int8()),
+            "realized_return": pa.array([o.realized_return for o in outcomes], pa.float64()),
         }
     )
     return validate(table, OUTCOMES, source="trading")

@@ -1,19 +1,22 @@
-"""Layer 2: the trading agents (LSTM and Transformer PPO policies, XGBoost), trained for real.
+"""Layer 2: the trading agents (LSTM and Transformer PPO policies, XGBoost) and how they serve.
 
-* ``env``          the gymnasium trading environment the RL agents learn in
-* ``lstm``, ``transformer``, ``rlmodule``   the torch RLModules (PPO, RLlib new API stack)
-* ``ppo``, ``xgb`` training, and the predictors that serve each model
 * ``predictor``    the one inference contract: ``predict(FEATURES) -> VOTES``
+* ``rl``           the RL agents: trading env, window encoders, the plain-torch policy and
+  ``RLPredictor`` (inference needs torch only; PPO training is in ``actors.training``)
+* ``xgb``          the boosting agent: ``inference`` and ``train`` (no Ray needed)
+* ``loading``      a predictor back from its files, by the kind its ``model.json`` names
 * ``registry``     signed model versions; ``ModelRegistry.load(agent, version) -> Predictor``
-* ``walkforward``, ``scoring``   out-of-sample evaluation next to buy-and-hold
-* ``train``        entry points (one agent, walk-forward, the demo run); ``tune`` sweeps
+* ``params``       hyperparameters (config < tuned file < overrides) and training budgets
+* ``retrain``      the retrain policy: when outcomes call for a retrain, and on what data
+* ``experience``, ``windows``, ``evaluation``   outcomes buffer, feature windows, scoring
 
-Heavy imports (torch, RLlib, XGBoost) happen in the modules that need them, so importing
-this package is cheap.
+Nothing here imports Ray (an import-linter contract in ``make lint`` keeps it so).  Heavy
+imports (torch, XGBoost) happen in the modules that need them, so importing this package is
+cheap.
 """
 
 from __future__ import annotations
 
-from tinywindow.models.params import AGENTS, RL_AGENTS
+from tinywindow.models.params import AGENTS, DEMO_BUDGET, RL_AGENTS, TEST_BUDGET
 
-__all__ = ["AGENTS", "RL_AGENTS"]
+__all__ = ["AGENTS", "DEMO_BUDGET", "RL_AGENTS", "TEST_BUDGET"]

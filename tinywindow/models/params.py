@@ -3,6 +3,10 @@
 ``tinywindow tune`` writes the best config of a sweep to ``<registry>/<agent>/tuned.json``;
 ``resolve`` merges it in, so the next training run picks it up without flags.  The models
 are frozen pydantic models that reject unknown keys, like every config section.
+
+``DEMO_BUDGET`` and ``TEST_BUDGET`` are such overrides: the demo budget keeps all three
+agents, with Ray start-up and evaluation, under three minutes on two cores; the test budget
+trains in seconds.
 """
 
 from __future__ import annotations
@@ -21,6 +25,18 @@ AgentName = Literal["lstm", "transformer", "xgboost"]
 AGENTS: tuple[str, ...] = ("lstm", "transformer", "xgboost")
 RL_AGENTS: tuple[str, ...] = ("lstm", "transformer")
 TUNED_FILE = "tuned.json"
+
+# Overrides per agent; "iterations"/"rounds" are the training budget.
+DEMO_BUDGET: dict[str, dict[str, Any]] = {
+    "lstm": {"iterations": 16, "train_batch": 2048},
+    "transformer": {"iterations": 10, "train_batch": 2048},
+    "xgboost": {"rounds": 200},
+}
+TEST_BUDGET: dict[str, dict[str, Any]] = {
+    "lstm": {"iterations": 2, "train_batch": 256, "minibatch": 64, "epochs": 2, "num_envs": 4, "episode_len": 64},
+    "transformer": {"iterations": 2, "train_batch": 256, "minibatch": 64, "epochs": 2, "num_envs": 4, "episode_len": 64, "hidden": 16, "heads": 2},
+    "xgboost": {"rounds": 20},
+}
 
 
 class _Params(BaseModel):

@@ -10,10 +10,11 @@ Rows without a full window of finite features (a symbol's first ``window - 1`` r
 feature warm-up) get **no vote**: VOTES holds one row per input row that ends a full window,
 in input order.  ``latest_only=True`` votes only on each symbol's newest row (the live path).
 
-The RL predictors call the RLModule's ``forward_inference`` directly and the XGBoost
-predictor the booster: no RLlib Algorithm on the serving path.  ``save`` writes plain files
-(JSON, a torch ``state_dict`` loaded with ``weights_only=True``, the booster's UBJSON), so
-loading executes no pickle even before the registry has verified the signature.
+The RL predictors (``rl.inference``) run a plain torch policy and the XGBoost predictor
+(``xgb.inference``) the booster: no Ray or RLlib on the serving path.  ``save`` writes plain
+files (JSON, a torch ``state_dict`` loaded with ``weights_only=True``, the booster's UBJSON),
+so loading executes no pickle even before the registry has verified the signature;
+``loading.load_dir`` reads them back.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ BATCH_ROWS = 4096  # windows per forward pass (bounds the gathered copy to a few
 class Predictor:
     """Base class: subclasses implement ``probabilities`` and ``_save_weights``."""
 
-    kind: str = ""  # "ppo" | "xgboost": how ``load_dir`` rebuilds the model
+    kind: str = ""  # "ppo" | "xgboost": how ``loading.load_dir`` rebuilds the model
     agent: str
     version: str
     window: int
@@ -111,27 +112,3 @@ class Predictor:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(agent={self.agent!r}, version={self.version!r}, window={self.window})"
 
-
-def load_dir(directory: Path, version: str) -> Predictor:
-    """A predictor from a model directory written by ``Predictor.save``.
-
-    Callers outside the registry must verify the directory first (``registry.load`` does).
-    """
-    path = Path(directory) / MODEL_FILE
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelError(f"cannot read model description {path}: {exc}") from None
-    if meta.get("format") != FORMAT:
-        raise ModelError(f"{path}: unknown model format {meta.get('format')!r}")
-    normalizer = Normalizer.from_json(meta["normalizer"])
-    kind = meta.get("kind")
-    if kind == "ppo":
-        from tinywindow.models.rl.ppo import RLPredictor
-
-        return RLPredictor.load(Path(directory), meta, normalizer, version)
-    if kind == "xgboost":
-        from tinywindow.models.xgb import XGBPredictor
-
-        return XGBPredictor.load(Path(directory), meta, normalizer, version)
-    raise ModelError(f"{path}: unknown model kind {kind!r}")

@@ -32,17 +32,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from tinywindow.config import Config
 from tinywindow.crypto.keys import PublicKeySource
 from tinywindow.crypto.keystore import KeyStore
 from tinywindow.crypto.manifest import MANIFEST, sign_dir, verify_dir
 from tinywindow.errors import IntegrityError, ModelError, TinyWindowError
+from tinywindow.models.loading import load_dir
 from tinywindow.models.params import check_agent
-from tinywindow.models.predictor import Predictor, load_dir
+from tinywindow.models.predictor import Predictor
+
+if TYPE_CHECKING:  # the root config composes this package's section: no runtime import back
+    from tinywindow.config import Config
 
 _VERSION = re.compile(r"^v(\d{4,})$")
 

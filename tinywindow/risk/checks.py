@@ -26,16 +26,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
-from typing import Any
 
 import numpy as np
 
+from tinywindow.core.money import ONE, ZERO, dec_str, to_decimal
 from tinywindow.errors import ConfigError
-from tinywindow.execution.broker import ONE, ZERO, dec_str, to_decimal
 from tinywindow.risk.config import RiskConfig
+from tinywindow.risk.events import RiskDenied
 
 
 class TradingState(StrEnum):
@@ -64,25 +64,7 @@ class Reason(StrEnum):
     STATE_CHANGE = "STATE_CHANGE"
 
 
-@dataclass(frozen=True)
-class RiskEvent:
-    """One risk decision: ``action`` is ``denied``, ``clipped``, ``cancelled`` or ``state``."""
-
-    ts: int
-    symbol: str
-    order_id: str
-    reason: str
-    action: str
-    requested_qty: str = "0"
-    allowed_qty: str = "0"
-    detail: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> RiskEvent:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+RiskEvent = RiskDenied  # the name the checks and their callers have always used
 
 
 @dataclass(frozen=True)
@@ -184,11 +166,11 @@ def check_order(
     state: TradingState,
     lot: Decimal,
     max_price_age_s: float = math.inf,
-) -> tuple[Decimal, list[RiskEvent]]:
+) -> tuple[Decimal, list[RiskDenied]]:
     """The signed quantity of ``p`` that may be sent, and the events explaining any cut."""
 
-    def event(reason: Reason, action: str, allowed: Decimal, detail: str) -> RiskEvent:
-        return RiskEvent(p.ts, p.symbol, p.order_id, reason.value, action, dec_str(p.qty), dec_str(allowed), detail)
+    def event(reason: Reason, action: str, allowed: Decimal, detail: str) -> RiskDenied:
+        return RiskDenied(p.ts, p.symbol, p.order_id, reason.value, action, dec_str(p.qty), dec_str(allowed), detail)
 
     if state == TradingState.HALTED:
         return ZERO, [event(Reason.HALTED, "denied", ZERO, "trading is halted")]

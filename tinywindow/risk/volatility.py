@@ -196,3 +196,23 @@ class VolTracker:
         t.since_fit = int(d["since_fit"])
         t.window.extend(float(x) for x in d["window"])
         return t
+
+
+class VolBook:
+    """One ``VolTracker`` per symbol, created on first use; snapshots as one dict."""
+
+    def __init__(self, cfg: RiskConfig) -> None:
+        self.cfg = cfg
+        self.trackers: dict[str, VolTracker] = {}
+
+    def tracker(self, symbol: str) -> VolTracker:
+        t = self.trackers.get(symbol)
+        if t is None:
+            t = self.trackers[symbol] = VolTracker(self.cfg)
+        return t
+
+    def snapshot(self) -> dict[str, Any]:
+        return {s: t.snapshot() for s, t in sorted(self.trackers.items())}
+
+    def restore(self, d: Mapping[str, Any]) -> None:
+        self.trackers = {s: VolTracker.from_snapshot(self.cfg, v) for s, v in d.items()}

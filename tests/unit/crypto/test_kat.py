@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tinywindow.crypto import oqs_backend
-from tinywindow.crypto.backend import MLDSA65_SIGNATURE_BYTES, Backend, get_backend
+from tinywindow.crypto.backends import MLDSA65_SIGNATURE_BYTES, Backend, get_backend
+from tinywindow.crypto.backends import oqs as oqs_backend
 
 vectors = pytest.importorskip("cryptography_vectors")
 ROOT = Path(vectors.__file__).parent / "asymmetric"

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from tinywindow.crypto import oqs_backend
-from tinywindow.crypto.backend import get_backend
+from tinywindow.crypto.backends import get_backend
+from tinywindow.crypto.backends import oqs as oqs_backend
 from tinywindow.errors import ConfigError
 
 needs_liboqs = pytest.mark.skipif(

@@ -1,7 +1,9 @@
-"""The RLModules' forward passes and the one inference contract, without Ray.
+"""The RLModules' forward passes and the one inference contract, without a Ray cluster.
 
 Nothing here trains with RLlib (that needs Ray: see tests/ray/test_agent_actor.py); the
-XGBoost agent trains here because it needs nothing but numpy.
+RLModules (``actors.training.rlmodule``) are only built and run forward, and the predictors
+serve the plain-torch policy.  The XGBoost agent trains here because it needs nothing but
+numpy.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import pytest
 import torch
 from ray.rllib.core.columns import Columns
 
+from actors.training.rlmodule import build_module
 from tests.compare import assert_votes_match
 from tests.unit.models.synth import NAMES
 from tinywindow.contracts import OUTCOMES, VOTES, validate
 from tinywindow.models.evaluation import walkforward as wf
+from tinywindow.models.loading import load_dir
 from tinywindow.models.params import PPOParams, XGBParams
-from tinywindow.models.predictor import load_dir
-from tinywindow.models.rl.ppo import RLPredictor, build_module
+from tinywindow.models.rl import RLPredictor, build_policy
 from tinywindow.models.windows import fit_normalizer, to_series
 from tinywindow.models.xgb import XGBPredictor, outcome_weights, train_xgb
 
@@ -63,10 +66,11 @@ def test_encoder_reads_the_whole_window_in_order(rl_agent: str) -> None:
     assert not torch.allclose(module.forward_inference({Columns.OBS: flipped})[Columns.ACTION_DIST_INPUTS], base)
 
 
-def _rl_predictor(agent: str, table: pa.Table) -> RLPredictor:
+def _rl_predictor(agent: str, table: pa.Table, seed: int = 0) -> RLPredictor:
     norm = fit_normalizer(to_series(table), NAMES)
     cfg = PPOParams(hidden=16, heads=2).model_config_dict()
-    return RLPredictor(agent, _module(agent), norm, WINDOW, cfg)
+    torch.manual_seed(seed)
+    return RLPredictor(agent, build_policy(agent, WINDOW, len(NAMES), cfg), norm, WINDOW, cfg)
 
 
 def test_predict_is_one_vote_per_full_window_in_input_order(rl_agent: str, planted: pa.Table) -> None:

@@ -16,7 +16,7 @@ from tinywindow.crypto.manifest import MANIFEST
 from tinywindow.errors import IntegrityError, ModelError
 from tinywindow.models.params import PPOParams, XGBParams
 from tinywindow.models.registry import ModelRegistry
-from tinywindow.models.rl.ppo import RLPredictor, build_module
+from tinywindow.models.rl import RLPredictor, build_policy
 from tinywindow.models.windows import fit_normalizer, to_series
 from tinywindow.models.xgb import train_xgb
 
@@ -26,7 +26,7 @@ WINDOW = 8
 def _lstm(table: pa.Table) -> RLPredictor:
     norm = fit_normalizer(to_series(table), NAMES)
     cfg = PPOParams(hidden=16).model_config_dict()
-    return RLPredictor("lstm", build_module("lstm", WINDOW, len(NAMES), cfg), norm, WINDOW, cfg)
+    return RLPredictor("lstm", build_policy("lstm", WINDOW, len(NAMES), cfg), norm, WINDOW, cfg)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The Transformer agent's RLModule: a small ``nn.TransformerEncoder`` over the window.
+"""The Transformer agent's window encoder: a small ``nn.TransformerEncoder`` over the window.
 
 Rows are projected to ``d_model``, a fixed sinusoidal position encoding is added (row
 order matters: the last row is "now"), and the encoder output at the last position is the
@@ -14,8 +14,6 @@ from typing import Any
 
 import torch
 from torch import nn
-
-from tinywindow.models.rl.rlmodule import WindowPolicyModule
 
 
 def sinusoidal_positions(length: int, d_model: int) -> torch.Tensor:
@@ -52,18 +50,12 @@ class TransformerEncoder(nn.Module):
         return out
 
 
-class TransformerModule(WindowPolicyModule):
-    """PPO policy + value over a Transformer encoding of the feature window.
-
-    ``model_config``: ``d_model`` (default 32), ``heads`` (default 4), ``layers`` (default 1).
-    """
-
-    def build_encoder(
-        self, window: int, n_features: int, model_config: dict[str, Any]
-    ) -> tuple[nn.Module, int]:
-        d_model = int(model_config.get("d_model", model_config.get("hidden", 32)))
-        heads = int(model_config.get("heads", 4))
-        layers = int(model_config.get("layers", 1))
-        if d_model % heads:
-            raise ValueError(f"d_model ({d_model}) must be a multiple of heads ({heads})")
-        return TransformerEncoder(window, n_features, d_model, heads, layers), d_model
+def transformer_encoder(window: int, n_features: int, model_config: dict[str, Any]) -> tuple[nn.Module, int]:
+    """The encoder and its output width; ``model_config``: ``d_model`` (default ``hidden``,
+    else 32), ``heads`` (default 4), ``layers`` (default 1)."""
+    d_model = int(model_config.get("d_model", model_config.get("hidden", 32)))
+    heads = int(model_config.get("heads", 4))
+    layers = int(model_config.get("layers", 1))
+    if d_model % heads:
+        raise ValueError(f"d_model ({d_model}) must be a multiple of heads ({heads})")
+    return TransformerEncoder(window, n_features, d_model, heads, layers), d_model

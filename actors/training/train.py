@@ -4,9 +4,10 @@
 what precedes them, scores the model out of sample and publishes it with those numbers in
 its signed manifest: the metrics recorded for a version describe exactly that version.
 
+The RL agents train with RLlib PPO (``actors.training.ppo``), which is why these entry points
+live here and not in ``tinywindow.models``; XGBoost trains with ``tinywindow.models.xgb``.
 Budgets: parameters come from ``params.resolve`` (config < tuned file < overrides);
-``DEMO_BUDGET`` and ``TEST_BUDGET`` are such overrides.  The demo budget keeps all three
-agents, with Ray start-up and evaluation, under three minutes on two cores.
+``tinywindow.models.params.DEMO_BUDGET`` and ``TEST_BUDGET`` are such overrides.
 """
 
 from __future__ import annotations
@@ -20,9 +21,18 @@ import pyarrow as pa
 
 from tinywindow.config import Config
 from tinywindow.errors import DataError
+from tinywindow.models.config import AgentConfig
 from tinywindow.models.evaluation import walkforward as wf
 from tinywindow.models.evaluation.scoring import Score
-from tinywindow.models.params import AGENTS, RL_AGENTS, PPOParams, XGBParams, check_agent, resolve
+from tinywindow.models.params import (
+    AGENTS,
+    DEMO_BUDGET,
+    RL_AGENTS,
+    PPOParams,
+    XGBParams,
+    check_agent,
+    resolve,
+)
 from tinywindow.models.predictor import Predictor
 from tinywindow.models.registry import ModelRegistry, registry_root
 from tinywindow.models.windows import (
@@ -36,18 +46,6 @@ from tinywindow.models.windows import (
 
 BUNDLED = ("sp500", "nasdaq", "goog")
 DEMO_FIRST_TRAIN_END = "2011-01-01"
-
-# Overrides per agent; "iterations"/"rounds" are the training budget.
-DEMO_BUDGET: dict[str, dict[str, Any]] = {
-    "lstm": {"iterations": 16, "train_batch": 2048},
-    "transformer": {"iterations": 10, "train_batch": 2048},
-    "xgboost": {"rounds": 200},
-}
-TEST_BUDGET: dict[str, dict[str, Any]] = {
-    "lstm": {"iterations": 2, "train_batch": 256, "minibatch": 64, "epochs": 2, "num_envs": 4, "episode_len": 64},
-    "transformer": {"iterations": 2, "train_batch": 256, "minibatch": 64, "epochs": 2, "num_envs": 4, "episode_len": 64, "hidden": 16, "heads": 2},
-    "xgboost": {"rounds": 20},
-}
 
 
 def bundled_features(datasets: Sequence[str] = BUNDLED) -> pa.Table:
@@ -65,15 +63,16 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(max(1, int(threads)))
 
 
-def embargo(cfg: Config) -> int:
-    return cfg.agents.window if cfg.agents.embargo_bars is None else cfg.agents.embargo_bars
+def embargo(agents: AgentConfig) -> int:
+    """Bars between training and validation: ``agents.embargo_bars``, or the window."""
+    return agents.window if agents.embargo_bars is None else agents.embargo_bars
 
 
 def fit(
     agent: str,
     train: list[Series],
     normalizer: Normalizer,
-    cfg: Config,
+    agents: AgentConfig,
     params: PPOParams | XGBParams,
     seed: int,
     *,
@@ -83,18 +82,19 @@ def fit(
 ) -> tuple[Predictor, dict[str, Any]]:
     """Train one model on ``train`` (already cut); returns it and training statistics."""
     if check_agent(agent) in RL_AGENTS:
-        from tinywindow.models.rl.ppo import RLPredictor, train_ppo
+        from actors.training.ppo import train_ppo
+        from tinywindow.models.rl.inference import RLPredictor
 
         assert isinstance(params, PPOParams)
         warm = None
         if isinstance(init, RLPredictor) and init.agent == agent and init.model_config == params.model_config_dict():
             warm = init.weights()
-        rl, stats = train_ppo(agent, train, normalizer, cfg.agents.window, cfg.agents.cost, params, seed, init_weights=warm)
+        rl, stats = train_ppo(agent, train, normalizer, agents.window, agents.cost, params, seed, init_weights=warm)
         return rl, {**stats.to_json(), "warm_start": warm is not None}
-    from tinywindow.models.xgb import train_xgb
+    from tinywindow.models.xgb.train import train_xgb
 
     assert isinstance(params, XGBParams)
-    return train_xgb(train, normalizer, cfg.agents.window, params, seed, outcomes=outcomes, threads=threads)
+    return train_xgb(train, normalizer, agents.window, params, seed, outcomes=outcomes, threads=threads)
 
 
 def scores_json(scores: Mapping[str, Score]) -> dict[str, Any]:
@@ -109,14 +109,14 @@ class TrainResult:
     metadata: dict[str, Any]
 
 
-def holdout_split(series: Sequence[Series], cfg: Config) -> wf.Split:
+def holdout_split(series: Sequence[Series], agents: AgentConfig) -> wf.Split:
     """The last ``valid_bars`` of the calendar, after an embargo, as validation."""
     cal = wf.calendar(series)
-    need = cfg.agents.valid_bars + embargo(cfg)
-    if len(cal) < need + cfg.agents.window * 4:
-        raise DataError(f"{len(cal)} bars are too few to train and validate (need > {need + cfg.agents.window * 4})")
+    need = agents.valid_bars + embargo(agents)
+    if len(cal) < need + agents.window * 4:
+        raise DataError(f"{len(cal)} bars are too few to train and validate (need > {need + agents.window * 4})")
     i1 = len(cal) - need
-    return wf.Split(int(cal[i1]), int(cal[i1 + embargo(cfg)]), int(cal[-1]) + 1)
+    return wf.Split(int(cal[i1]), int(cal[i1 + embargo(agents)]), int(cal[-1]) + 1)
 
 
 def train_agent(
@@ -148,17 +148,17 @@ def train_agent(
     series = to_series(features)
     if last_bars is not None:
         series = [s.tail(last_bars) for s in series]
-    split = holdout_split(series, cfg)
+    split = holdout_split(series, cfg.agents)
     train = wf.training_part(series, split)
     normalizer = fit_normalizer(train, feature_names(features))
     params = resolve(agent, cfg.agents, registry_root(cfg), overrides)
-    predictor, stats = fit(agent, train, normalizer, cfg, params, seed, outcomes=outcomes, init=init, threads=threads)
+    predictor, stats = fit(agent, train, normalizer, cfg.agents, params, seed, outcomes=outcomes, init=init, threads=threads)
     vset = wf.ValidationSet.build(series, split, cfg.agents.window)
     validation = scores_json(vset.evaluate(predictor, cfg.agents.cost))
     if refit:
         train = [s for s in series if len(s)]
         normalizer = fit_normalizer(train, feature_names(features))
-        predictor, stats = fit(agent, train, normalizer, cfg, params, seed, outcomes=outcomes, init=init, threads=threads)
+        predictor, stats = fit(agent, train, normalizer, cfg.agents, params, seed, outcomes=outcomes, init=init, threads=threads)
     metadata = {
         "refit": refit,
         "data": {"train": data_range(train), "validation": split.to_json(), "features": list(normalizer.names)},
@@ -195,7 +195,7 @@ def walk_forward(
     seed = cfg.agents.seed if seed is None else seed
     series = to_series(features)
     names = feature_names(features)
-    splits = wf.make_splits(series, first_train_end, folds, cfg.agents.valid_bars, embargo(cfg))
+    splits = wf.make_splits(series, first_train_end, folds, cfg.agents.valid_bars, embargo(cfg.agents))
     budget = budget or {}
 
     def trainer(
@@ -203,7 +203,7 @@ def walk_forward(
     ) -> Predictor:
         params = resolve(agent, cfg.agents, registry_root(cfg), budget.get(agent))
         t0 = time.perf_counter()
-        predictor, stats = fit(agent, train, normalizer, cfg, params, seed, threads=threads)
+        predictor, stats = fit(agent, train, normalizer, cfg.agents, params, seed, threads=threads)
         info = {
             "data": {"train": data_range(train), "validation": split.to_json(), "features": list(normalizer.names)},
             "config": {"agents": cfg.agents.model_dump(mode="json"), "params": params.model_dump()},

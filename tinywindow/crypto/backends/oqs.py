@@ -26,14 +26,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from tinywindow.crypto.backend import (
+from tinywindow.crypto.backends.base import (
     MLDSA65_SEED_BYTES,
     MLKEM768_CIPHERTEXT_BYTES,
     MLKEM768_SEED_BYTES,
     KemPrivateKey,
     SigPrivateKey,
-    get_backend,
 )
+from tinywindow.crypto.backends.cryptography import CryptographyBackend
 from tinywindow.errors import ConfigError
 
 KEM_ALG = "ML-KEM-768"
@@ -124,7 +124,7 @@ class _OqsSig:
     def __init__(self, oqs: Any, seed: bytes) -> None:
         self._sig = oqs.Signature(SIG_ALG)
         self._public = _seeded_sig_keypair(oqs, self._sig, seed)
-        expected = get_backend("cryptography").mldsa65_from_seed(seed).public_bytes()
+        expected = CryptographyBackend().mldsa65_from_seed(seed).public_bytes()
         if self._public != expected:
             raise ConfigError(
                 "liboqs derived a different ML-DSA-65 key from the same seed; "

@@ -1,14 +1,11 @@
-"""The shared shape of the two RL policies: a window encoder, a policy head, a value head.
+"""The RL policies as RLlib ``RLModule``s, for PPO training on RLlib's new API stack.
 
-``WindowPolicyModule`` is a torch ``RLModule`` for PPO on RLlib's new API stack.  Its
-subclasses only say how to encode a [batch, window, features] observation into one vector
-(``lstm.LSTMModule``, ``transformer.TransformerModule``); the policy head turns that vector
-into logits over the three exposures and the value head into a state value
-(``ValueFunctionAPI``, which PPO needs).  Policy and value share the encoder, so one pass
-serves both during training.
-
-The module is stateless across env steps: the observation window *is* its memory, so a
-backtest can score every (symbol, ts) row in one batched ``forward_inference`` call.
+``WindowPolicyModule`` is a torch ``RLModule`` built from the same pieces as the serving
+policy (``tinywindow.models.rl.policy``: ``build_encoder`` and ``build_heads``, in the same
+order), so its ``state_dict`` has the same parameter names and loads into a
+``WindowPolicy`` unchanged.  ``LSTMModule`` and ``TransformerModule`` only name their
+encoder.  The value head implements ``ValueFunctionAPI`` (PPO needs it); policy and value
+share the encoder, so one pass serves both during training.
 """
 
 from __future__ import annotations
@@ -16,16 +13,23 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.apis import ValueFunctionAPI
 from ray.rllib.core.rl_module.torch import TorchRLModule
 from torch import nn
 
+from tinywindow.errors import ModelError
+from tinywindow.models.rl.env import ACTIONS
+from tinywindow.models.rl.policy import build_encoder, build_heads
+from tinywindow.models.windows import CLIP
+
 
 class WindowPolicyModule(TorchRLModule, ValueFunctionAPI):
-    """Base class: subclasses implement ``build_encoder`` returning (module, output size)."""
+    """Base class: subclasses name their encoder with ``agent`` (a key of ``policy.ENCODERS``)."""
 
+    agent: str = ""
     encoder: nn.Module
     pi: nn.Module
     vf: nn.Module
@@ -35,20 +39,8 @@ class WindowPolicyModule(TorchRLModule, ValueFunctionAPI):
         assert isinstance(obs_space, gym.spaces.Box) and isinstance(action_space, gym.spaces.Discrete)
         window, n_features = obs_space.shape
         config: dict[str, Any] = dict(self.model_config or {})  # type: ignore[arg-type]
-        self.encoder, width = self.build_encoder(int(window), int(n_features), config)
-        hidden = int(config.get("head_hidden", width))
-        self.pi = nn.Sequential(nn.Linear(width, hidden), nn.Tanh(), nn.Linear(hidden, int(action_space.n)))
-        self.vf = nn.Sequential(nn.Linear(width, hidden), nn.Tanh(), nn.Linear(hidden, 1))
-        # Small initial logits: the untrained policy starts close to uniform.
-        last = self.pi[-1]
-        assert isinstance(last, nn.Linear)
-        nn.init.orthogonal_(last.weight, gain=0.01)
-        nn.init.zeros_(last.bias)
-
-    def build_encoder(
-        self, window: int, n_features: int, model_config: dict[str, Any]
-    ) -> tuple[nn.Module, int]:
-        raise NotImplementedError
+        self.encoder, width = build_encoder(self.agent, int(window), int(n_features), config)
+        self.pi, self.vf = build_heads(width, config, int(action_space.n))
 
     def train(self, mode: bool = True) -> WindowPolicyModule:
         """Set train/eval mode on this module and every submodule, cheaply.
@@ -80,3 +72,32 @@ class WindowPolicyModule(TorchRLModule, ValueFunctionAPI):
             embeddings = self.encoder(batch[Columns.OBS])
         out: torch.Tensor = self.vf(embeddings).squeeze(-1)
         return out
+
+
+class LSTMModule(WindowPolicyModule):
+    """PPO policy + value over an LSTM encoding of the feature window (``rl.lstm``)."""
+
+    agent = "lstm"
+
+
+class TransformerModule(WindowPolicyModule):
+    """PPO policy + value over a Transformer encoding of the feature window (``rl.transformer``)."""
+
+    agent = "transformer"
+
+
+MODULES: dict[str, type[WindowPolicyModule]] = {"lstm": LSTMModule, "transformer": TransformerModule}
+
+
+def spaces(window: int, n_features: int) -> tuple[gym.spaces.Box, gym.spaces.Discrete]:
+    """The env's observation and action spaces for a window of ``n_features`` features."""
+    obs = gym.spaces.Box(-CLIP, CLIP, shape=(window, n_features), dtype=np.float32)
+    return obs, gym.spaces.Discrete(len(ACTIONS))
+
+
+def build_module(agent: str, window: int, n_features: int, model_config: dict[str, Any]) -> WindowPolicyModule:
+    """A fresh RLModule for ``agent`` (what PPO trains)."""
+    if agent not in MODULES:
+        raise ModelError(f"agent {agent!r} has no RLModule (have: {', '.join(MODULES)})")
+    obs, act = spaces(window, n_features)
+    return MODULES[agent](observation_space=obs, action_space=act, inference_only=False, model_config=model_config)

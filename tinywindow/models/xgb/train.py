@@ -1,5 +1,5 @@
-"""The gradient-boosting agent: XGBoost on the same feature windows, predicting the sign of
-the next bar's return.
+"""Training of the gradient-boosting agent: XGBoost on the same feature windows, predicting
+the sign of the next bar's return (no Ray: it stays in the domain).
 
 Inputs are the standardized window flattened to one row (window x features columns); the
 label of the window ending at bar t is 1 when close t+1 > close t.  Labels come only from
@@ -10,16 +10,12 @@ Feedback: once realized outcomes exist for training rows, their sample weight is
 [1/cap, cap]; rows without an outcome weigh 1.  Misclassifying the sign on a day that
 moved a lot costs more than on a quiet day, so weighting by the size of the realized move
 makes the classifier's loss track trading P&L (cost-sensitive classification).
-
-The booster votes +1 with probability p (of an up move) or -1 with 1 - p, whichever is
-larger; it never holds.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,54 +23,10 @@ import pandas as pd
 import pyarrow as pa
 import xgboost as xgb
 
-from tinywindow.errors import DataError, ModelError
+from tinywindow.errors import DataError
 from tinywindow.models.params import XGBParams
-from tinywindow.models.predictor import BOOSTER_FILE, Predictor
 from tinywindow.models.windows import Normalizer, Series, series_windows
-
-
-def flatten(windows: np.ndarray) -> np.ndarray:
-    return windows.reshape(len(windows), -1)
-
-
-class XGBPredictor(Predictor):
-    kind = "xgboost"
-
-    def __init__(
-        self,
-        booster: xgb.Booster,
-        normalizer: Normalizer,
-        window: int,
-        model_config: dict[str, Any],
-        version: str = "candidate",
-        agent: str = "xgboost",
-    ) -> None:
-        self.agent = agent
-        self.booster = booster
-        self.normalizer = normalizer
-        self.window = window
-        self.model_config = dict(model_config)
-        self.version = version
-
-    def probabilities(self, windows: np.ndarray) -> np.ndarray:
-        p_up = np.asarray(self.booster.inplace_predict(flatten(windows)), dtype=np.float32).reshape(-1)
-        probs = np.zeros((len(p_up), 3), dtype=np.float32)
-        probs[:, 0] = 1.0 - p_up
-        probs[:, 2] = p_up
-        return probs
-
-    def _save_weights(self, directory: Path) -> None:
-        self.booster.save_model(str(directory / BOOSTER_FILE))
-
-    @classmethod
-    def load(cls, directory: Path, meta: dict[str, Any], normalizer: Normalizer, version: str) -> XGBPredictor:
-        booster = xgb.Booster()
-        try:
-            booster.load_model(str(directory / BOOSTER_FILE))
-        except xgb.core.XGBoostError as exc:
-            raise ModelError(f"cannot load booster of xgboost {version}: {exc}") from None
-        booster.set_param({"nthread": 1})
-        return cls(booster, normalizer, int(meta["window"]), dict(meta["model_config"]), version)
+from tinywindow.models.xgb.inference import XGBPredictor, flatten
 
 
 def outcome_weights(

@@ -1,11 +1,11 @@
-"""PPO training (RLlib, new API stack) of the LSTM and Transformer agents, and their predictor.
+"""PPO training (RLlib, new API stack) of the LSTM and Transformer agents.
 
 Training runs in the calling process: ``num_env_runners=0`` (the local EnvRunner samples),
 ``num_learners=0`` (the local Learner updates), vectorized envs inside the runner, so a run
 needs one CPU and no extra actors (RLlib still needs an initialized Ray; it starts a local
 one if there is none).  After training, the learner's weights are copied into a fresh
-``RLModule`` and the Algorithm is stopped: ``RLPredictor`` serves with ``forward_inference``
-only.
+plain-torch ``WindowPolicy`` and the Algorithm is stopped: the ``RLPredictor`` it returns
+serves without RLlib.
 """
 
 from __future__ import annotations
@@ -13,83 +13,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 
+from actors.training.rlmodule import MODULES
 from tinywindow.errors import ModelError
 from tinywindow.models.params import PPOParams
-from tinywindow.models.predictor import WEIGHTS_FILE, Predictor
-from tinywindow.models.rl.env import ACTIONS, TradingEnv, env_config
-from tinywindow.models.rl.lstm import LSTMModule
-from tinywindow.models.rl.rlmodule import WindowPolicyModule
-from tinywindow.models.rl.transformer import TransformerModule
-from tinywindow.models.windows import CLIP, Normalizer, Series
+from tinywindow.models.rl.env import TradingEnv, env_config
+from tinywindow.models.rl.inference import RLPredictor
+from tinywindow.models.rl.policy import build_policy
+from tinywindow.models.windows import Normalizer, Series
 
-MODULES: dict[str, type[WindowPolicyModule]] = {"lstm": LSTMModule, "transformer": TransformerModule}
 POLICY = "default_policy"  # RLlib's DEFAULT_MODULE_ID
-
-
-def spaces(window: int, n_features: int) -> tuple[gym.spaces.Box, gym.spaces.Discrete]:
-    obs = gym.spaces.Box(-CLIP, CLIP, shape=(window, n_features), dtype=np.float32)
-    return obs, gym.spaces.Discrete(len(ACTIONS))
-
-
-def build_module(agent: str, window: int, n_features: int, model_config: dict[str, Any]) -> WindowPolicyModule:
-    if agent not in MODULES:
-        raise ModelError(f"agent {agent!r} has no RLModule (have: {', '.join(MODULES)})")
-    obs, act = spaces(window, n_features)
-    return MODULES[agent](observation_space=obs, action_space=act, inference_only=False, model_config=model_config)
-
-
-class RLPredictor(Predictor):
-    """Votes from an RLModule's ``forward_inference``: softmax of its action logits."""
-
-    kind = "ppo"
-
-    def __init__(
-        self,
-        agent: str,
-        module: WindowPolicyModule,
-        normalizer: Normalizer,
-        window: int,
-        model_config: dict[str, Any],
-        version: str = "candidate",
-    ) -> None:
-        self.agent = agent
-        self.module = module.eval()
-        self.normalizer = normalizer
-        self.window = window
-        self.model_config = dict(model_config)
-        self.version = version
-
-    def probabilities(self, windows: np.ndarray) -> np.ndarray:
-        from ray.rllib.core.columns import Columns
-
-        with torch.inference_mode():
-            out = self.module.forward_inference({Columns.OBS: torch.from_numpy(windows)})
-            probs = torch.softmax(out[Columns.ACTION_DIST_INPUTS], dim=-1)
-        return np.asarray(probs.numpy(), dtype=np.float32)
-
-    def weights(self) -> dict[str, np.ndarray]:
-        return {k: v.detach().cpu().numpy().copy() for k, v in self.module.state_dict().items()}
-
-    def _save_weights(self, directory: Path) -> None:
-        torch.save(self.module.state_dict(), directory / WEIGHTS_FILE)
-
-    @classmethod
-    def load(cls, directory: Path, meta: dict[str, Any], normalizer: Normalizer, version: str) -> RLPredictor:
-        agent, window = str(meta["agent"]), int(meta["window"])
-        module = build_module(agent, window, len(normalizer.names), dict(meta["model_config"]))
-        try:
-            state = torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-            module.load_state_dict(state, strict=True)
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise ModelError(f"cannot load weights of {agent} {version}: {exc}") from None
-        return cls(agent, module, normalizer, window, dict(meta["model_config"]), version)
 
 
 @dataclass
@@ -188,8 +125,8 @@ def train_ppo(
 
 
 def _snapshot(agent: str, algo: Any, normalizer: Normalizer, window: int, params: PPOParams) -> RLPredictor:
-    """The learner's current weights in a fresh module (independent of the Algorithm)."""
+    """The learner's current weights in a fresh plain-torch policy (independent of the Algorithm)."""
     weights = algo.learner_group.get_weights()[POLICY]
-    module = build_module(agent, window, len(normalizer.names), params.model_config_dict())
+    module = build_policy(agent, window, len(normalizer.names), params.model_config_dict())
     module.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in weights.items()}, strict=True)
     return RLPredictor(agent, module, normalizer, window, params.model_config_dict())
