@@ -10,8 +10,9 @@ base and the one versioned event codec, and the config-section base and logging.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from tinywindow.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from tinywindow.core.codec import CODEC, CODEC_VERSION, EventCodec
@@ -43,10 +44,4 @@ _EXPORTS = {
     "to_utc_ns": "tinywindow.core.time",
 }
 
-
-def __getattr__(name: str) -> object:
-    """The exports load on first use, so importing a config section stays light and acyclic."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

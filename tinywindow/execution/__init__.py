@@ -13,8 +13,9 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from tinywindow.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from tinywindow.execution.accounting import Portfolio, order_id
@@ -58,10 +59,4 @@ _EXPORTS = {
     "paper_broker": "tinywindow.execution.brokers",
 }
 
-
-def __getattr__(name: str) -> object:
-    """The exports load on first use, so importing a config section stays light and acyclic."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
