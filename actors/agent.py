@@ -72,8 +72,8 @@ class AgentActor:
         self.agent = check_agent(agent)
         self.cfg = cfg if isinstance(cfg, Config) else build(cfg)
         self.log = get_logger(f"agent.{agent}")
-        store = keystore if keystore is not None else open_keystore(self.cfg, passphrase)
-        self.registry = ModelRegistry.from_config(self.cfg, store)
+        store = keystore if keystore is not None else open_keystore(self.cfg.crypto, self.cfg.data_dir, passphrase)
+        self.registry = ModelRegistry.from_config(self.cfg.agents, self.cfg.crypto, self.cfg.data_dir, store)
         self.buffer = ExperienceBuffer()
         self.retrain_policy = RetrainPolicy(self.agent, self.cfg.agents, auto=auto_retrain)
         self.overrides = dict(overrides or {})
@@ -85,7 +85,7 @@ class AgentActor:
         self._job: Future[dict[str, Any]] | None = None
         self._last_error: str | None = None
         self.predictor: Predictor | None = self._load_newest()
-        self.journal = Journal.from_config(self.cfg, f"agent-{self.agent}", store)
+        self.journal = Journal.from_config(self.cfg.crypto, self.cfg.data_dir, f"agent-{self.agent}", store)
         self._journal_lock = threading.Lock()  # retrains run on a worker thread
         self.serve_app = serve_app
         self._handle: Any = None

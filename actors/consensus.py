@@ -52,7 +52,7 @@ class ConsensusActor:
         self.log = get_logger(f"consensus.{name}")
         self.book = ConsensusBook(self.cfg.consensus, agents)
         self.durable, self._recovery = open_durable(
-            self.cfg, name, self.book, self.cfg.consensus.checkpoint_every,
+            self.cfg.crypto, self.cfg.data_dir, name, self.book, self.cfg.consensus.checkpoint_every,
             passphrase=passphrase, keystore=keystore, clock=clock,
         )
         self.book.on_commit = self.durable.commit

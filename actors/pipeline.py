@@ -66,7 +66,7 @@ def start_data(
 
     stage = DataStage()
     t0 = time.perf_counter()
-    sink = EncryptedSink.from_config(cfg) if cfg.data.persist else None
+    sink = EncryptedSink.from_config(cfg.crypto, cfg.data_dir) if cfg.data.persist else None
     for scfg in sources or cfg.data.sources:
         stage.actors[scfg.name] = remote_data_source(**dict(actor_options or {})).remote(scfg, cfg.data, sink)
     ray.get([a.load.remote() for a in stage.actors.values()])

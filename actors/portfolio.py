@@ -65,7 +65,7 @@ class PortfolioActor:
         self.log = get_logger(f"portfolio.{name}")
         self.engine = TradingEngine(self.cfg.risk, self.cfg.portfolio, broker)
         self.durable, self._recovery = open_durable(
-            self.cfg, name, self.engine, self.cfg.portfolio.checkpoint_every,
+            self.cfg.crypto, self.cfg.data_dir, name, self.engine, self.cfg.portfolio.checkpoint_every,
             passphrase=passphrase, keystore=keystore, clock=clock,
         )
         self.engine.on_commit = self.durable.commit

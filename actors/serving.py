@@ -183,7 +183,7 @@ def build_app(
         "target_ongoing_requests": max(2, s.max_batch_size // 2),
     }
     def model_args(agent: str) -> tuple[Any, ...]:
-        return (agent, str(registry_root(cfg)), str(keystore_dir(cfg)), s.max_batch_size, s.batch_wait_timeout_s)
+        return (agent, str(registry_root(cfg.agents, cfg.data_dir)), str(keystore_dir(cfg.crypto, cfg.data_dir)), s.max_batch_size, s.batch_wait_timeout_s)
 
     deployment: Any = serve.deployment
     models = {
@@ -221,7 +221,7 @@ def app_builder(args: dict[str, Any]) -> Any:
     from tinywindow.serving.auth import serving_token, token_digest
 
     cfg = build(args.get("config", {}))
-    digest = args.get("token_digest") or token_digest(serving_token(cfg))
+    digest = args.get("token_digest") or token_digest(serving_token(cfg.serving))
     limits = GatewayLimits(**args["limits"]) if "limits" in args else None
     return build_app(cfg, list(args["agents"]), str(digest), limits=limits)
 
@@ -357,7 +357,7 @@ def verify_versions(cfg: Config, versions: dict[str, str | None]) -> dict[str, s
     unsigned) or ``ModelError`` (missing) saying the swap was refused."""
     from tinywindow.models.registry import ModelRegistry
 
-    registry = ModelRegistry.from_config(cfg, read_only=True)
+    registry = ModelRegistry.from_config(cfg.agents, cfg.crypto, cfg.data_dir, read_only=True)
     resolved: dict[str, str] = {}
     for agent, version in versions.items():
         try:

@@ -169,7 +169,7 @@ def sweep(
     t0 = time.perf_counter()
     series = to_series(features)
     split = tune_split(series, cfg.agents)
-    base = resolve(agent, cfg.agents, registry_root(cfg), budget, use_tuned=False).model_dump()
+    base = resolve(agent, cfg.agents, registry_root(cfg.agents, cfg.data_dir), budget, use_tuned=False).model_dump()
     space = search_space(agent)
     max_t = base["iterations"] if agent in RL_AGENTS else math.ceil(base["rounds"] / max(1, base["rounds"] // 8))
     concurrent, cpus = trial_resources(samples, max_concurrent)
@@ -214,5 +214,5 @@ def sweep(
     sharpe = float(best.metrics.get(METRIC, float("nan"))) if best.metrics else float("nan")
     experiment = storage / run_name
     info = {"val_sharpe": sharpe, "split": split.to_json(), "samples": samples, "experiment": str(experiment), "seed": seed}
-    path = write_tuned(registry_root(cfg), agent, best_params, info)
+    path = write_tuned(registry_root(cfg.agents, cfg.data_dir), agent, best_params, info)
     return SweepResult(agent, best_params, sharpe, len(results), experiment, path, split.to_json(), time.perf_counter() - t0)

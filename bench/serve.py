@@ -106,7 +106,7 @@ def main() -> None:
         .set("serving.min_replicas", 1).set("serving.max_replicas", 1)
     )
     keys = KeyStore.init(cfg.path("keys"), "bench passphrase", scrypt_log2_n=10)
-    registry = ModelRegistry.from_config(cfg, keys)
+    registry = ModelRegistry.from_config(cfg.agents, cfg.crypto, cfg.data_dir, keys)
     feats = F.compute(generate(args.symbols, 400, seed=3))
     budget = {"iterations": 1, "train_batch": 512, "minibatch": 128, "epochs": 1, "num_envs": 4, "episode_len": 128}
     ray.init("local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
@@ -139,7 +139,7 @@ def main() -> None:
         app = deployment(serving.AgentModel).options(
             name=f"bench-{name}", ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=256,
             user_config={"version": version}, logging_config={"enable_access_log": False},
-        ).bind(AGENT, str(registry_root(cfg)), str(keystore_dir(cfg)), max_batch, args.batch_wait_ms / 1000)
+        ).bind(AGENT, str(registry_root(cfg.agents, cfg.data_dir)), str(keystore_dir(cfg.crypto, cfg.data_dir)), max_batch, args.batch_wait_ms / 1000)
         handles[name] = serve.run(app, name=f"bench-{name}", route_prefix=None)
 
     def handle_call(h: Any) -> Any:

@@ -185,7 +185,7 @@ def build_served(
         .set("serving.max_request_bytes", max_request_bytes)
     )
     keys = KeyStore.init(cfg.path("keys"), PASSPHRASE, scrypt_log2_n=10)
-    registry = ModelRegistry.from_config(cfg, keys)
+    registry = ModelRegistry.from_config(cfg.agents, cfg.crypto, cfg.data_dir, keys)
     features = F.compute(generate(4, 400, seed=5))
     versions: dict[str, list[str]] = {a: [] for a in agents}
     if "xgboost" in agents:

@@ -90,6 +90,25 @@ OUTCOMES = _contract(
 )
 
 
+# Each agent's own vote on a decision and what it would have earned (the per-agent learning
+# flow: ConsensusActor -> AgentActors).  ``action`` is the agent's target exposure (-1, 0, +1)
+# at ``ts``; ``realized_return`` the symbol's close-to-close return over the bar after ``ts``;
+# ``reward`` = action x realized_return - cost x |action - the agent's previous action on the
+# symbol| (net of trading costs, the same reward the RL env pays).
+AGENT_OUTCOMES = _contract(
+    "AGENT_OUTCOMES",
+    [
+        *FEATURE_KEYS,
+        pa.field("agent", pa.string(), nullable=False),
+        pa.field("model_version", pa.string(), nullable=False),
+        pa.field("action", pa.int8(), nullable=False),
+        pa.field("confidence", pa.float32(), nullable=False),
+        pa.field("realized_return", pa.float64(), nullable=False),
+        pa.field("reward", pa.float64(), nullable=False),
+    ],
+)
+
+
 def features_schema(feature_names: Iterable[str]) -> pa.Schema:
     """FEATURES: symbol, ts, then one float32 column per feature."""
     names = list(feature_names)

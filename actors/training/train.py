@@ -151,7 +151,7 @@ def train_agent(
     split = holdout_split(series, cfg.agents)
     train = wf.training_part(series, split)
     normalizer = fit_normalizer(train, feature_names(features))
-    params = resolve(agent, cfg.agents, registry_root(cfg), overrides)
+    params = resolve(agent, cfg.agents, registry_root(cfg.agents, cfg.data_dir), overrides)
     predictor, stats = fit(agent, train, normalizer, cfg.agents, params, seed, outcomes=outcomes, init=init, threads=threads)
     vset = wf.ValidationSet.build(series, split, cfg.agents.window)
     validation = scores_json(vset.evaluate(predictor, cfg.agents.cost))
@@ -201,7 +201,7 @@ def walk_forward(
     def trainer(
         k: int, agent: str, train: list[Series], normalizer: Normalizer, split: wf.Split, vset: wf.ValidationSet
     ) -> Predictor:
-        params = resolve(agent, cfg.agents, registry_root(cfg), budget.get(agent))
+        params = resolve(agent, cfg.agents, registry_root(cfg.agents, cfg.data_dir), budget.get(agent))
         t0 = time.perf_counter()
         predictor, stats = fit(agent, train, normalizer, cfg.agents, params, seed, threads=threads)
         info = {

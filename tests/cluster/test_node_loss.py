@@ -71,7 +71,7 @@ def test_data_actor_survives_the_loss_of_its_node(cluster: Cluster, tmp_path: Pa
     actor = remote_data_source(
         max_restarts=2, resources={"data": 1}, runtime_env={"env_vars": {"TW_PASSPHRASE": PASSPHRASE}},
     ).remote({"name": "nasdaq", "kind": "bundled", "datasets": ["nasdaq"]}, {"segment_rows": 2000},
-             EncryptedSink.from_config(cfg))
+             EncryptedSink.from_config(cfg.crypto, cfg.data_dir))
     assert ray.get(actor.load.remote()) == 5031
     ray.get(actor.flush.remote())
     first = ray.get(actor.describe.remote())

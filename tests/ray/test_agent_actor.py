@@ -119,7 +119,7 @@ def test_agent_actor_trains_serves_and_retrains_from_feedback(cfg: Config, plant
     versions = ray.get(actor.versions.remote())
     assert [(v["version"], v["status"], v["serving"]) for v in versions] == [("v0001", "ok", False), ("v0002", "ok", True)]
     assert versions[1]["parent"] == "v0001"
-    meta = ModelRegistry.from_config(cfg, read_only=True).metadata("xgboost", "v0002")
+    meta = ModelRegistry.from_config(cfg.agents, cfg.crypto, cfg.data_dir, read_only=True).metadata("xgboost", "v0002")
     assert meta["train"]["outcomes_matched"] > 0 and meta["feedback"]["used_as"] == "sample weights"
 
     # a restarted actor comes back serving the newest version that verifies
@@ -154,7 +154,7 @@ def test_demo_training_publishes_all_three_agents(cfg: Config) -> None:
     _torch_one_thread()
     cfg = cfg.set("agents.window", 16).set("agents.valid_bars", 120)
     store = KeyStore.open(Path(cfg.data_dir) / "keys", PASSPHRASE)
-    registry = ModelRegistry.from_config(cfg, store)
+    registry = ModelRegistry.from_config(cfg.agents, cfg.crypto, cfg.data_dir, store)
     features = bundled_features(["sp500", "goog"])
     result = train_demo(cfg, registry, features=features, budget=TEST_BUDGET, first_train_end="2012-01-01", threads=1)
     assert result.versions == {"lstm": "v0001", "transformer": "v0001", "xgboost": "v0001"}

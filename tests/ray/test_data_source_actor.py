@@ -55,8 +55,8 @@ def _encrypted(tmp_path: Path) -> tuple[EncryptedSink, EncryptedStore, dict[str,
     the actor options that give the actor its passphrase."""
     cfg = Config().set("data_dir", str(tmp_path))
     ks = KeyStore.init(cfg.path("keys"), PASSPHRASE, scrypt_log2_n=10)
-    reader = EncryptedStore.from_config(cfg, ks)
-    return EncryptedSink.from_config(cfg), reader, {"runtime_env": {"env_vars": {"TW_PASSPHRASE": PASSPHRASE}}}
+    reader = EncryptedStore.from_config(cfg.crypto, cfg.data_dir, ks)
+    return EncryptedSink.from_config(cfg.crypto, cfg.data_dir), reader, {"runtime_env": {"env_vars": {"TW_PASSPHRASE": PASSPHRASE}}}
 
 
 def _poll(fn: Any, ok: Any, timeout_s: float = 60.0) -> Any:

@@ -21,7 +21,7 @@ from tinywindow.cli.demo import _trading_table
 from tinywindow.config import Config, SourceConfig
 from tinywindow.crypto.journal import Journal
 from tinywindow.crypto.keystore import KeyStore
-from tinywindow.durability.recovery import journal_path
+from tinywindow.durability.recovery import journal_file
 from tinywindow.errors import TransientError
 from tinywindow.models.params import TEST_BUDGET
 
@@ -36,7 +36,7 @@ def _records(cfg: Config, name: str, keys: KeyStore) -> list[Any]:
 
     def read() -> list[Any] | None:
         try:
-            with Journal(journal_path(cfg, name), keys, fsync=False) as j:
+            with Journal(journal_file(cfg.crypto, cfg.data_dir, name), keys, fsync=False) as j:
                 return list(j.records())
         except TransientError:  # still open in the dying actor's process
             return None

@@ -287,7 +287,7 @@ def test_agent_actor_predicts_through_its_deployment_and_promotes_new_versions(s
     deadline = time.monotonic() + 30
     while True:  # the killed actor's process lets go of the journal lock shortly after
         try:
-            journal = Journal.from_config(served.cfg, "agent-xgboost", keys)
+            journal = Journal.from_config(served.cfg.crypto, served.cfg.data_dir, "agent-xgboost", keys)
             break
         except TransientError:
             if time.monotonic() > deadline:

@@ -40,9 +40,9 @@ def test_xgboost_sweep_stores_the_best_parameters_for_training(tmp_path: Path, p
     assert set(result.best_params) == set(search_space("xgboost"))
     assert result.best_sharpe > 1.0  # the planted signal is learnable: validation Sharpe is high
     stored = json.loads(result.tuned_file.read_text())
-    assert stored["params"] == read_tuned(registry_root(cfg), "xgboost") == result.best_params
+    assert stored["params"] == read_tuned(registry_root(cfg.agents, cfg.data_dir), "xgboost") == result.best_params
     assert stored["val_sharpe"] == pytest.approx(result.best_sharpe)
-    params = resolve("xgboost", cfg.agents, registry_root(cfg))
+    params = resolve("xgboost", cfg.agents, registry_root(cfg.agents, cfg.data_dir))
     assert params.model_dump()["max_depth"] == result.best_params["max_depth"]  # training picks it up
     # Tune's logs, TensorBoard event files included, stay under agents.tune_dir
     assert result.experiment_dir.is_relative_to(Path(tmp_path, "tune").resolve())
@@ -58,4 +58,4 @@ def test_lstm_sweep_with_asha_reports_every_iteration(tmp_path: Path, planted: p
     assert result.trials == 2 and set(result.best_params) == set(search_space("lstm"))
     rows = [p.read_text().splitlines() for p in result.experiment_dir.rglob("progress.csv")]
     assert len(rows) == 2 and all(1 <= len(r) - 1 <= 2 for r in rows)  # one row per iteration reported
-    assert resolve("lstm", cfg.agents, registry_root(cfg)).model_dump()["hidden"] == result.best_params["hidden"]
+    assert resolve("lstm", cfg.agents, registry_root(cfg.agents, cfg.data_dir)).model_dump()["hidden"] == result.best_params["hidden"]

@@ -280,14 +280,14 @@ def test_portfolio_actor_refuses_a_tampered_or_rolled_back_journal(tmp_path: Pat
 
     from actors.portfolio import PortfolioActor
     from tinywindow.crypto.keystore import KeyStore
-    from tinywindow.durability.recovery import journal_path
+    from tinywindow.durability.recovery import journal_file
     from tinywindow.errors import IntegrityError
 
     KeyStore.init(tmp_path / "keys", PASS, scrypt_log2_n=10)
     cfg = actor_cfg(tmp_path)
     a = PortfolioActor(cfg, passphrase=PASS)
     drive(a, range(0, 3))
-    path = journal_path(cfg, "portfolio")
+    path = journal_file(cfg.crypto, cfg.data_dir, "portfolio")
     old = tmp_path / "old.journal"
     shutil.copy(path, old)
     shutil.copy(str(path) + ".head", str(old) + ".head")

@@ -70,7 +70,7 @@ def _signing_registry(cfg: Config) -> Any:
     from tinywindow.crypto import open_keystore
     from tinywindow.models.registry import ModelRegistry
 
-    return ModelRegistry.from_config(cfg, open_keystore(cfg, read_passphrase(cfg)))
+    return ModelRegistry.from_config(cfg.agents, cfg.crypto, cfg.data_dir, open_keystore(cfg.crypto, cfg.data_dir, read_passphrase(cfg)))
 
 
 def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
@@ -109,7 +109,7 @@ def cmd_list(args: argparse.Namespace, cfg: Config) -> int:
     from tinywindow.models.params import AGENTS
     from tinywindow.models.registry import ModelRegistry
 
-    registry = ModelRegistry.from_config(cfg, read_only=True)
+    registry = ModelRegistry.from_config(cfg.agents, cfg.crypto, cfg.data_dir, read_only=True)
     rows: list[list[Any]] = []
     for agent in args.agent or list(AGENTS):
         for info in registry.versions(agent):

@@ -126,7 +126,7 @@ def cmd_ingest(args: argparse.Namespace, cfg: Config) -> int:
         bars = src.fetch()  # a bad file fails here (DataError: file, row, column), before any write
         if bars.num_rows == 0:
             raise DataError("no bars to ingest", source=scfg.name)
-        sink = sink or EncryptedStore.from_config(cfg)
+        sink = sink or EncryptedStore.from_config(cfg.crypto, cfg.data_dir)
         writer = SegmentWriter(sink, scfg.name, cfg.data.segment_rows)
         writer.add(bars)
         written = writer.flush()
@@ -147,7 +147,7 @@ def cmd_segments(args: argparse.Namespace, cfg: Config) -> int:
     from tinywindow.cli._tables import iso, table
     from tinywindow.crypto.store import EncryptedStore
 
-    store = EncryptedStore.from_config(cfg)
+    store = EncryptedStore.from_config(cfg.crypto, cfg.data_dir)
     rows = []
     for name in store.list(args.prefix):
         t = store.read(name)  # verifies the signature before decrypting anything

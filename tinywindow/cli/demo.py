@@ -104,7 +104,7 @@ def cmd_demo(args: argparse.Namespace, cfg: Config) -> int:
     # Serving ---------------------------------------------------------------------------
     import ray
 
-    digest = token_digest(serving_token(cfg))
+    digest = token_digest(serving_token(cfg.serving))
     versions = {a: r["version"] for a, r in agents.trained.items()}
     t1 = time.perf_counter()
     serving.start(cfg, list(versions), digest, dict(versions))

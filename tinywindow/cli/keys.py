@@ -20,7 +20,7 @@ from tinywindow.errors import KeyStoreError
 def _directory(args: argparse.Namespace, cfg: Config) -> str:
     from tinywindow.crypto import keystore_dir
 
-    return args.dir or str(keystore_dir(cfg))
+    return args.dir or str(keystore_dir(cfg.crypto, cfg.data_dir))
 
 
 def read_passphrase(cfg: Config, *, confirm: bool = False) -> str:

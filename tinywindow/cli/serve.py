@@ -76,9 +76,9 @@ def cmd_start(args: argparse.Namespace, cfg: Config) -> int:
     from tinywindow.serving.auth import serving_token, token_digest
 
     agents = _agents(args)
-    digest = token_digest(serving_token(cfg))
+    digest = token_digest(serving_token(cfg.serving))
     versions = _versions(args.version, agents)
-    registry = ModelRegistry.from_config(cfg, read_only=True)
+    registry = ModelRegistry.from_config(cfg.agents, cfg.crypto, cfg.data_dir, read_only=True)
     for agent in agents:
         versions[agent] = versions[agent] or registry.latest(agent)
         if versions[agent] is None:
@@ -104,7 +104,7 @@ def cmd_config(args: argparse.Namespace, cfg: Config) -> int:
     from actors.serving import deploy_config
     from tinywindow.serving.auth import serving_token, token_digest
 
-    digest = token_digest(serving_token(cfg)) if args.with_digest else None
+    digest = token_digest(serving_token(cfg.serving)) if args.with_digest else None
     doc = deploy_config(cfg, _agents(args), digest)
     sys.stdout.write(yaml.safe_dump(doc, sort_keys=False))
     return 0
@@ -126,7 +126,7 @@ def cmd_swap(args: argparse.Namespace, cfg: Config) -> int:
 
     agents = _agents(args)
     versions = _versions(args.versions, agents)
-    digest = token_digest(serving_token(cfg))
+    digest = token_digest(serving_token(cfg.serving))
     try:
         serving.verify_versions(cfg, versions)  # before connecting: nothing is touched
     except (IntegrityError, ModelError) as exc:

@@ -123,7 +123,7 @@ def _private_keys(args: argparse.Namespace, cfg: Config) -> PrivateKeys | None:
             from tinywindow.crypto import KeyStore, get_backend, keystore_dir, passphrase_from_env
 
             try:
-                cache.append(KeyStore.open(args.keystore or keystore_dir(cfg), passphrase_from_env(cfg),
+                cache.append(KeyStore.open(args.keystore or keystore_dir(cfg.crypto, cfg.data_dir), passphrase_from_env(cfg.crypto),
                                            backend=get_backend(cfg.crypto.backend)))
             except KeyStoreError:
                 cache.append(None)  # no usable keystore here: public-key checks only
@@ -138,7 +138,7 @@ def cmd_verify(args: argparse.Namespace, cfg: Config) -> int:
     if args.public_keys:
         keys: Any = PublicKeyRing.load(args.public_keys)
     else:
-        keys = KeyStore.public_ring(args.keystore or keystore_dir(cfg))
+        keys = KeyStore.public_ring(args.keystore or keystore_dir(cfg.crypto, cfg.data_dir))
     private = _private_keys(args, cfg)
     bad = 0
     for name in args.paths:

@@ -9,7 +9,7 @@ Every byte TinyWindow writes to disk goes through here:
 * ``manifest``  signed manifests for folders of artefacts (model checkpoints)
 
 This package never imports Ray.  Unlocked keys cannot be pickled: a Ray actor opens the
-keystore itself with ``open_keystore(cfg)``.
+keystore itself with ``open_keystore(cfg.crypto, cfg.data_dir)``.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from tinywindow.crypto.keys import KeySet, PublicKeyRing, PublicKeys
 from tinywindow.crypto.keystore import KeyInfo, KeyStore
 from tinywindow.errors import KeyStoreError
 
-if TYPE_CHECKING:  # the root config composes this package's section: no runtime import back
-    from tinywindow.config import Config
+if TYPE_CHECKING:
+    from tinywindow.crypto.config import CryptoConfig
 
 __all__ = [
     "Backend",
@@ -38,28 +38,35 @@ __all__ = [
     "keystore_dir",
     "open_keystore",
     "passphrase_from_env",
+    "under",
 ]
 
 
-def keystore_dir(cfg: Config) -> Path:
+def under(data_dir: str | Path, path: str) -> Path:
+    """``path`` under ``data_dir`` unless absolute (how every crypto path is configured)."""
+    p = Path(path)
+    return p if p.is_absolute() else Path(data_dir) / p
+
+
+def keystore_dir(crypto: CryptoConfig, data_dir: str | Path) -> Path:
     """``crypto.keystore_dir``, under ``data_dir`` unless absolute."""
-    path = Path(cfg.crypto.keystore_dir)
-    return path if path.is_absolute() else cfg.path(cfg.crypto.keystore_dir)
+    return under(data_dir, crypto.keystore_dir)
 
 
-def passphrase_from_env(cfg: Config) -> str:
+def passphrase_from_env(crypto: CryptoConfig) -> str:
     """The passphrase from the env var named by ``crypto.passphrase_env`` (masked in logs)."""
-    value = os.environ.get(cfg.crypto.passphrase_env, "")
+    value = os.environ.get(crypto.passphrase_env, "")
     if not value:
         raise KeyStoreError(
-            f"no keystore passphrase: set the {cfg.crypto.passphrase_env} environment variable"
+            f"no keystore passphrase: set the {crypto.passphrase_env} environment variable"
         )
     register_secret(value)
     return value
 
 
-def open_keystore(cfg: Config, passphrase: str | None = None) -> KeyStore:
-    """Open the configured keystore; the passphrase comes from the env var when not given."""
-    secret = passphrase if passphrase is not None else passphrase_from_env(cfg)
+def open_keystore(crypto: CryptoConfig, data_dir: str | Path, passphrase: str | None = None) -> KeyStore:
+    """Open the keystore of the ``crypto`` section (its folder under ``data_dir`` unless
+    absolute); the passphrase comes from the env var when not given."""
+    secret = passphrase if passphrase is not None else passphrase_from_env(crypto)
     register_secret(secret)
-    return KeyStore.open(keystore_dir(cfg), secret, backend=get_backend(cfg.crypto.backend))
+    return KeyStore.open(keystore_dir(crypto, data_dir), secret, backend=get_backend(crypto.backend))

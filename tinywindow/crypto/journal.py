@@ -37,9 +37,9 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from tinywindow.config import Config
 from tinywindow.core.log import get_logger
 from tinywindow.crypto import journal_format as jf
+from tinywindow.crypto.config import CryptoConfig
 from tinywindow.crypto.envelope import open_envelope, seal
 from tinywindow.crypto.fsutil import atomic_write_local, read_regular
 from tinywindow.crypto.journal_audit import (
@@ -121,23 +121,21 @@ class Journal:
     @classmethod
     def from_config(
         cls,
-        cfg: Config,
+        crypto: CryptoConfig,
+        data_dir: str | Path,
         name: str,
         keystore: KeyStore | None = None,
         clock: Callable[[], int] = time.time_ns,
     ) -> Journal:
         """``<crypto.journal_dir>/<name>.twj`` (under ``data_dir`` unless absolute), fsync per
-        ``crypto.journal_fsync``, keystore from ``open_keystore(cfg)`` unless given."""
-        from tinywindow.crypto import open_keystore
+        ``crypto.journal_fsync``, keystore from ``open_keystore(crypto, data_dir)`` unless given."""
+        from tinywindow.crypto import open_keystore, under
 
-        directory = Path(cfg.crypto.journal_dir)
-        if not directory.is_absolute():
-            directory = cfg.path(cfg.crypto.journal_dir)
         return cls(
-            directory / f"{name}.twj",
-            keystore or open_keystore(cfg),
+            under(data_dir, crypto.journal_dir) / f"{name}.twj",
+            keystore or open_keystore(crypto, data_dir),
             clock,
-            fsync=cfg.crypto.journal_fsync,
+            fsync=crypto.journal_fsync,
         )
 
     # ------------------------------------------------------------------ open / repair

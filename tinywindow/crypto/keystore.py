@@ -169,7 +169,7 @@ class KeyStore:
     """Unlocked key sets of one keystore folder (see the module docstring).
 
     Not picklable on purpose: a Ray actor on another node opens the keystore itself with
-    ``open_keystore(cfg)`` (keystore folder on shared storage or copied to the node, the
+    ``open_keystore(cfg.crypto, cfg.data_dir)`` (keystore folder on shared storage or copied to the node, the
     passphrase in the env var named by ``crypto.passphrase_env``)."""
 
     def __init__(

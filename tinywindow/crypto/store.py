@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.ipc as ipc
 
-from tinywindow.config import Config
+from tinywindow.crypto.config import CryptoConfig
 from tinywindow.crypto.envelope import EnvelopeWriter, open_envelope, verify_envelope
 from tinywindow.crypto.fsutil import AtomicOutput
 from tinywindow.crypto.keystore import KeyStore
@@ -85,15 +85,17 @@ class EncryptedStore:
         self.kem = kem
 
     @classmethod
-    def from_config(cls, cfg: Config, keystore: KeyStore | None = None) -> EncryptedStore:
+    def from_config(
+        cls, crypto: CryptoConfig, data_dir: str | os.PathLike[str], keystore: KeyStore | None = None
+    ) -> EncryptedStore:
         """The store at ``crypto.store_dir`` (a URI, an absolute path, or under ``data_dir``),
-        with the keystore from ``open_keystore(cfg)`` unless one is given."""
+        with the keystore from ``open_keystore(crypto, data_dir)`` unless one is given."""
         from tinywindow.crypto import open_keystore
 
-        root = cfg.crypto.store_dir
+        root = crypto.store_dir
         if "://" not in root and not os.path.isabs(root):
-            root = str(cfg.path(root))
-        return cls(root, keystore or open_keystore(cfg), kem=cfg.crypto.kem)
+            root = os.path.join(os.fspath(data_dir), root)
+        return cls(root, keystore or open_keystore(crypto, os.fspath(data_dir)), kem=crypto.kem)
 
     def path_of(self, name: str) -> str:
         return f"{self.root}/{check_name(name)}{SUFFIX}"

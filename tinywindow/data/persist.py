@@ -10,6 +10,7 @@ streamed batches and cuts a segment every ``segment_rows`` rows.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -17,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tinywindow.config import Config
+from tinywindow.crypto.config import CryptoConfig
 from tinywindow.data.base import concat_bars
 from tinywindow.errors import IntegrityError
 
@@ -33,21 +34,22 @@ class SegmentSink(Protocol):
 class EncryptedSink:
     """How to open the configured EncryptedStore inside the process that writes.
 
-    Holds the configuration without secrets; the keystore is unlocked where it is called,
-    with the passphrase from that process's environment (``crypto.passphrase_env``).
+    Holds the ``crypto`` section (no secrets) and the ``data_dir`` its paths are under; the
+    keystore is unlocked where it is called, with the passphrase from that process's
+    environment (``crypto.passphrase_env``).
     """
 
-    config: dict[str, Any]
+    crypto: CryptoConfig
+    data_dir: str
 
     @classmethod
-    def from_config(cls, cfg: Config) -> EncryptedSink:
-        return cls(cfg.model_dump(mode="json", exclude={"serving": {"token"}}))
+    def from_config(cls, crypto: CryptoConfig, data_dir: str | os.PathLike[str]) -> EncryptedSink:
+        return cls(crypto, os.fspath(data_dir))
 
     def __call__(self) -> SegmentSink:
-        from tinywindow.config import build
         from tinywindow.crypto.store import EncryptedStore
 
-        return EncryptedStore.from_config(build(self.config))
+        return EncryptedStore.from_config(self.crypto, self.data_dir)
 
 
 def segment_name(source: str, kind: str, table: pa.Table) -> str:

@@ -26,13 +26,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from tinywindow.core.codec import CODEC
 from tinywindow.core.events import Event
 from tinywindow.core.log import get_logger
+from tinywindow.crypto import under
 from tinywindow.crypto.config import CryptoConfig
 from tinywindow.crypto.journal import Journal
 from tinywindow.crypto.keystore import KeyStore
@@ -40,10 +40,7 @@ from tinywindow.crypto.store import EncryptedStore
 from tinywindow.durability.eventsourced import EventSourced
 from tinywindow.errors import IntegrityError
 
-if TYPE_CHECKING:  # the boundary helpers take the root config an actor receives
-    from tinywindow.config import Config
-
-__all__ = ["DurableState", "Recovery", "journal_path", "open_durable"]
+__all__ = ["DurableState", "Recovery", "journal_file", "open_durable"]
 
 _log = get_logger("durable")
 
@@ -57,19 +54,9 @@ class Recovery:
     journal_seq: int
 
 
-def _under(data_dir: str | Path, path: str) -> Path:
-    p = Path(path)
-    return p if p.is_absolute() else Path(data_dir) / p
-
-
 def journal_file(crypto: CryptoConfig, data_dir: str | Path, name: str) -> Path:
     """``<crypto.journal_dir>/<name>.journal`` (under ``data_dir`` unless absolute)."""
-    return _under(data_dir, crypto.journal_dir) / f"{name}.journal"
-
-
-def journal_path(cfg: Config, name: str) -> Path:
-    """The journal file of the durable state ``name`` under a root config."""
-    return journal_file(cfg.crypto, cfg.data_dir, name)
+    return under(data_dir, crypto.journal_dir) / f"{name}.journal"
 
 
 class DurableState:
@@ -171,7 +158,8 @@ class DurableState:
 
 
 def open_durable(
-    cfg: Config,
+    crypto: CryptoConfig,
+    data_dir: str | Path,
     name: str,
     target: EventSourced,
     checkpoint_every: int,
@@ -181,10 +169,10 @@ def open_durable(
     clock: Callable[[], int] = time.time_ns,
 ) -> tuple[DurableState, Recovery]:
     """An actor's durable start-up: open the keystore (unless given), the journal and the
-    checkpoint store of ``cfg``, and bring ``target`` up through ``start`` (the one recovery
+    checkpoint store of the ``crypto`` section under ``data_dir``, and bring ``target`` up through ``start`` (the one recovery
     path).  Returns the started state and what the start did."""
     from tinywindow.crypto import open_keystore
 
-    keys = keystore if keystore is not None else open_keystore(cfg, passphrase)
-    durable = DurableState.open(cfg.crypto, cfg.data_dir, name, target, keys, checkpoint_every, clock)
+    keys = keystore if keystore is not None else open_keystore(crypto, data_dir, passphrase)
+    durable = DurableState.open(crypto, data_dir, name, target, keys, checkpoint_every, clock)
     return durable, durable.start()

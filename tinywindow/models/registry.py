@@ -44,8 +44,9 @@ from tinywindow.models.loading import load_dir
 from tinywindow.models.params import check_agent
 from tinywindow.models.predictor import Predictor
 
-if TYPE_CHECKING:  # the root config composes this package's section: no runtime import back
-    from tinywindow.config import Config
+if TYPE_CHECKING:
+    from tinywindow.crypto.config import CryptoConfig
+    from tinywindow.models.config import AgentConfig
 
 _VERSION = re.compile(r"^v(\d{4,})$")
 
@@ -54,10 +55,10 @@ def version_name(number: int) -> str:
     return f"v{number:04d}"
 
 
-def registry_root(cfg: Config) -> Path:
+def registry_root(agents: AgentConfig, data_dir: str | Path) -> Path:
     """``agents.registry_dir``, under ``data_dir`` unless absolute."""
-    path = Path(cfg.agents.registry_dir)
-    return path if path.is_absolute() else cfg.path(cfg.agents.registry_dir)
+    path = Path(agents.registry_dir)
+    return path if path.is_absolute() else Path(data_dir) / path
 
 
 @dataclass(frozen=True)
@@ -94,15 +95,24 @@ class ModelRegistry:
         self.clock = clock
 
     @classmethod
-    def from_config(cls, cfg: Config, keystore: KeyStore | None = None, *, read_only: bool = False) -> ModelRegistry:
-        """The configured registry: signing with ``keystore`` (opened from ``cfg`` with the
-        passphrase env var when None), or verify-only from the keystore's public keys."""
+    def from_config(
+        cls,
+        agents: AgentConfig,
+        crypto: CryptoConfig,
+        data_dir: str | Path,
+        keystore: KeyStore | None = None,
+        *,
+        read_only: bool = False,
+    ) -> ModelRegistry:
+        """The registry of the ``agents`` section under ``data_dir``: signing with ``keystore``
+        (opened from the ``crypto`` section with the passphrase env var when None), or
+        verify-only from the keystore's public keys."""
         from tinywindow.crypto import keystore_dir, open_keystore
 
-        root = registry_root(cfg)
+        root = registry_root(agents, data_dir)
         if read_only and keystore is None:
-            return cls(root, KeyStore.public_ring(keystore_dir(cfg)))
-        store = keystore if keystore is not None else open_keystore(cfg)
+            return cls(root, KeyStore.public_ring(keystore_dir(crypto, data_dir)))
+        store = keystore if keystore is not None else open_keystore(crypto, data_dir)
         return cls(root, store, None if read_only else store)
 
     # ------------------------------------------------------------------ writing

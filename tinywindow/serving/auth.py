@@ -11,9 +11,9 @@ import hmac
 import os
 import secrets
 
-from tinywindow.config import Config
 from tinywindow.core.log import register_secret
 from tinywindow.errors import ConfigError
+from tinywindow.serving.config import ServingConfig
 
 TOKEN_ENV = "TW_SERVING__TOKEN"
 MIN_TOKEN_CHARS = 16
@@ -23,10 +23,10 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def serving_token(cfg: Config) -> str:
+def serving_token(serving: ServingConfig) -> str:
     """The configured token (``serving.token`` / ``TW_SERVING__TOKEN``); refuses a missing or
     short one so an endpoint is never started open."""
-    secret = cfg.serving.token.get_secret_value() if cfg.serving.token else os.environ.get(TOKEN_ENV, "")
+    secret = serving.token.get_secret_value() if serving.token else os.environ.get(TOKEN_ENV, "")
     if len(secret) < MIN_TOKEN_CHARS:
         raise ConfigError(
             f"serving needs a bearer token of at least {MIN_TOKEN_CHARS} characters: set "

@@ -60,7 +60,8 @@ def test_verify_names_the_first_bad_record(env: Path, capsys: pytest.CaptureFixt
     run(capsys, "keys", "export-public", "-o", str(env / "pub.json"))
     from tinywindow.config import load
 
-    keystore = open_keystore(load())
+    cfg = load()
+    keystore = open_keystore(cfg.crypto, cfg.data_dir)
     path = env / "orders.twj"
     with Journal(path, keystore, fsync=False) as j:
         for i in range(6):

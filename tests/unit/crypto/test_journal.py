@@ -241,6 +241,6 @@ def test_from_config(tmp_path: Path, keystore: KeyStore) -> None:
     from tinywindow.config import load
 
     cfg = load(environ={}, overrides={"data_dir": str(tmp_path), "crypto.journal_fsync": False})
-    with Journal.from_config(cfg, "portfolio", keystore, clock=FakeClock()) as j:
+    with Journal.from_config(cfg.crypto, cfg.data_dir, "portfolio", keystore, clock=FakeClock()) as j:
         assert j.path == tmp_path / "journal" / "portfolio.twj"
         assert j.append("order", {"i": 1}) == 1

@@ -117,12 +117,12 @@ def test_unlocked_keys_cannot_be_pickled(keystore: KeyStore) -> None:
 
 def test_open_keystore_from_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = load(environ={}, overrides={"data_dir": str(tmp_path), "crypto.passphrase_env": "TW_TEST_PW"})
-    assert keystore_dir(cfg) == tmp_path / "keys"
-    make_keystore(keystore_dir(cfg))
+    assert keystore_dir(cfg.crypto, cfg.data_dir) == tmp_path / "keys"
+    make_keystore(keystore_dir(cfg.crypto, cfg.data_dir))
     monkeypatch.delenv("TW_TEST_PW", raising=False)
     with pytest.raises(KeyStoreError, match="TW_TEST_PW"):
-        open_keystore(cfg)
+        open_keystore(cfg.crypto, cfg.data_dir)
     monkeypatch.setenv("TW_TEST_PW", PASSPHRASE)
-    assert open_keystore(cfg).active_id == open_keystore(cfg, PASSPHRASE).active_id
+    assert open_keystore(cfg.crypto, cfg.data_dir).active_id == open_keystore(cfg.crypto, cfg.data_dir, PASSPHRASE).active_id
     absolute = cfg.set("crypto.keystore_dir", str(tmp_path / "keys"))
-    assert keystore_dir(absolute) == tmp_path / "keys"
+    assert keystore_dir(absolute.crypto, "/elsewhere") == tmp_path / "keys"

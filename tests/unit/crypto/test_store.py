@@ -121,7 +121,8 @@ def test_from_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = load(environ={}, overrides={"data_dir": str(tmp_path)})
     make_keystore(tmp_path / "keys")
     monkeypatch.setenv(cfg.crypto.passphrase_env, PASSPHRASE)
-    store = EncryptedStore.from_config(cfg)
+    store = EncryptedStore.from_config(cfg.crypto, cfg.data_dir)
     assert store.root == str(tmp_path / "store") and store.kem == "hybrid"
     store.write("z", bars(3))
-    assert EncryptedStore.from_config(cfg.set("crypto.kem", "mlkem768")).read("z").num_rows == 3
+    other = cfg.set("crypto.kem", "mlkem768")
+    assert EncryptedStore.from_config(other.crypto, other.data_dir).read("z").num_rows == 3

@@ -17,7 +17,7 @@ GOOG = {"name": "goog", "kind": "bundled", "datasets": ["goog"]}
 def _store(tmp_path: Path) -> EncryptedStore:
     cfg = Config().set("data_dir", str(tmp_path))
     keys = KeyStore.init(cfg.path("keys"), "restore test passphrase", scrypt_log2_n=10)
-    return EncryptedStore.from_config(cfg, keys)
+    return EncryptedStore.from_config(cfg.crypto, cfg.data_dir, keys)
 
 
 def test_a_new_instance_starts_from_the_persisted_segments(tmp_path: Path) -> None:

@@ -72,7 +72,7 @@ def test_history_append_stream_window_latest_and_range() -> None:
 def test_segments_are_encrypted_signed_and_cut_by_rows(tmp_path: Path) -> None:
     cfg = Config().set("data_dir", str(tmp_path))
     KeyStore.init(cfg.path("keys"), "a passphrase for tests", scrypt_log2_n=10)
-    recipe = EncryptedSink.from_config(cfg)
+    recipe = EncryptedSink.from_config(cfg.crypto, cfg.data_dir)
     import os
 
     os.environ["TW_PASSPHRASE"] = "a passphrase for tests"
