@@ -57,7 +57,11 @@ class AgentModel:
         max_batch_size: int = 64,
         batch_wait_timeout_s: float = 0.002,
         torch_threads: int = 1,
+        passphrase_env: str = "TW_PASSPHRASE",
     ) -> None:
+        import os
+
+        from tinywindow.core.log import register_secret
         from tinywindow.crypto.keystore import KeyStore
         from tinywindow.models.registry import ModelRegistry
 
@@ -68,7 +72,13 @@ class AgentModel:
         except ImportError:  # pragma: no cover - torch is a hard dependency
             pass
         self.agent = agent
-        self.registry = ModelRegistry(registry_root, KeyStore.public_ring(keystore_dir))
+        # model files are encrypted (issue 12): loading decrypts, so the replica opens the
+        # keystore with the passphrase its node was started with (README: cluster steps)
+        secret = os.environ.get(passphrase_env, "")
+        if secret:
+            register_secret(secret)
+        keys = KeyStore.open(keystore_dir, secret) if secret else KeyStore.public_ring(keystore_dir)
+        self.registry = ModelRegistry(registry_root, keys)
         self.predictor: Predictor | None = None
         self.swap_error: str | None = None
         self.swaps = 0
@@ -183,7 +193,7 @@ def build_app(
         "target_ongoing_requests": max(2, s.max_batch_size // 2),
     }
     def model_args(agent: str) -> tuple[Any, ...]:
-        return (agent, str(registry_root(cfg.agents, cfg.data_dir)), str(keystore_dir(cfg.crypto, cfg.data_dir)), s.max_batch_size, s.batch_wait_timeout_s)
+        return (agent, str(registry_root(cfg.agents, cfg.data_dir)), str(keystore_dir(cfg.crypto, cfg.data_dir)), s.max_batch_size, s.batch_wait_timeout_s, 1, cfg.crypto.passphrase_env)
 
     deployment: Any = serve.deployment
     models = {

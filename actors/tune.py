@@ -8,7 +8,8 @@ two run at once, so a sweep fits two cores and nothing waits PENDING forever.
 
 The sweep validates on the fold *before* the hold-out that ``train_agent`` reports on, so
 choosing parameters does not peek at the numbers a published version records.  The best
-trial's parameters go to ``<registry>/<agent>/tuned.json`` where training picks them up;
+trial's parameters go to ``<registry>/<agent>/tuned.json.twenc`` (encrypted to the keystore and
+signed: ``params.write_tuned``), where training picks them up;
 Tune's CSV/JSON/TensorBoard logs stay under ``agents.tune_dir``.
 """
 
@@ -25,6 +26,7 @@ import pyarrow as pa
 
 from actors.training.train import embargo, set_threads
 from tinywindow.config import Config
+from tinywindow.crypto import KeyStore, open_keystore
 from tinywindow.errors import ConfigError, DataError
 from tinywindow.models.config import AgentConfig
 from tinywindow.models.evaluation import walkforward as wf
@@ -155,8 +157,11 @@ def sweep(
     max_concurrent: int = 2,
     name: str | None = None,
     verbose: int = 0,
+    keystore: KeyStore | None = None,
 ) -> SweepResult:
-    """Run an ASHA sweep for ``agent`` and store the best parameters (Ray must be up)."""
+    """Run an ASHA sweep for ``agent`` and store the best parameters (Ray must be up), sealed
+    with ``keystore`` (opened from ``crypto`` with the passphrase env var when None, before
+    any trial runs, so a missing passphrase fails at once)."""
     from ray import tune
     from ray.tune.logger import TBXLoggerCallback
     from ray.tune.schedulers import ASHAScheduler
@@ -166,6 +171,7 @@ def sweep(
     if samples < 1:
         raise ConfigError("--samples must be at least 1", key="samples")
     seed = cfg.agents.seed if seed is None else seed
+    keystore = keystore if keystore is not None else open_keystore(cfg.crypto, cfg.data_dir)
     t0 = time.perf_counter()
     series = to_series(features)
     split = tune_split(series, cfg.agents)
@@ -214,5 +220,5 @@ def sweep(
     sharpe = float(best.metrics.get(METRIC, float("nan"))) if best.metrics else float("nan")
     experiment = storage / run_name
     info = {"val_sharpe": sharpe, "split": split.to_json(), "samples": samples, "experiment": str(experiment), "seed": seed}
-    path = write_tuned(registry_root(cfg.agents, cfg.data_dir), agent, best_params, info)
+    path = write_tuned(registry_root(cfg.agents, cfg.data_dir), agent, best_params, info, keystore)
     return SweepResult(agent, best_params, sharpe, len(results), experiment, path, split.to_json(), time.perf_counter() - t0)

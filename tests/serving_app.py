@@ -10,6 +10,7 @@ do not answer on them (a port taken meanwhile) is retried on new ports, up to 3 
 from __future__ import annotations
 
 import math
+import os
 import random
 import socket
 import time
@@ -39,6 +40,7 @@ from tinywindow.serving.limits import GatewayLimits
 TOKEN = "test-token-" + "x" * 24
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 PASSPHRASE = "serving test passphrase"
+os.environ.setdefault("TW_PASSPHRASE", PASSPHRASE)  # replicas inherit it when the test cluster starts
 TINY_PPO = {"iterations": 1, "train_batch": 256, "minibatch": 64, "epochs": 1, "num_envs": 2, "episode_len": 64}
 START_ATTEMPTS = 3
 _PORT_RANGE = (20000, 32000)  # below Linux's ephemeral range (32768-60999)

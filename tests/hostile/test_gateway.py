@@ -337,7 +337,7 @@ def test_hostile_grpc_gets_a_typed_code(served: Served, case_id: str) -> None:
 
 
 def _tamper(served: Served, version: str) -> None:
-    weights = next(p for p in (Path(served.registry.root) / "xgboost" / version).iterdir() if p.suffix == ".ubj")
+    weights = next(p for p in (Path(served.registry.root) / "xgboost" / version).iterdir() if p.name.startswith("booster.ubj"))
     data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0xFF
     weights.write_bytes(bytes(data))

@@ -28,9 +28,11 @@ from tinywindow.crypto import journal_format as jf
 from tinywindow.crypto.journal import Journal
 from tinywindow.crypto.keystore import KeyStore
 from tinywindow.crypto.manifest import MANIFEST, sign_dir
+from tinywindow.crypto.sealed import seal_bytes
 from tinywindow.crypto.store import EncryptedStore
 from tinywindow.data.persist import read_segment, segment_name
 from tinywindow.errors import IntegrityError, KeyStoreError, ModelError
+from tinywindow.models.params import read_tuned, tuned_path
 from tinywindow.models.registry import ModelRegistry
 
 PASSPHRASE = "hostile storage passphrase"
@@ -720,6 +722,58 @@ def test_registry_refuses_what_is_not_a_version(
         registry.load(AGENT, bad.name)
     assert words in str(info.value) and str(bad) in str(info.value)
     assert digest_tree(registry.root) == before
+
+
+def _sealed_model(seal: Callable[[bytes], bytes], name: str = "model.json.twenc") -> Callable[[KeyStore, Path], None]:
+    def make(keystore: KeyStore, folder: Path) -> None:
+        good = seal_bytes(b"{}", keystore, f"{AGENT}/{folder.name}/model.json")
+        (folder / name).write_bytes(seal(good) if name.endswith(".twenc") else b"{}")
+
+    return make
+
+
+def _flip(blob: bytes) -> bytes:
+    return blob[:200] + bytes([blob[200] ^ 1]) + blob[201:]
+
+
+SEALED_FILES = [  # each re-signed by the key holder: the envelope alone must refuse it
+    ("sealed-truncated", _sealed_model(lambda b: b[:-100]), "'model.json.twenc'"),
+    ("sealed-bit-flip", _sealed_model(_flip), "'model.json.twenc'"),
+    ("sealed-empty", _sealed_model(lambda b: b""), "'model.json.twenc'"),
+    ("sealed-foreign-label", _sealed_model(lambda b: b, "booster.ubj.twenc"), "labelled"),
+    ("plain-file-in-sealed-version", _sealed_model(lambda b: b, "model.json"), "is not sealed"),
+]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(("make", "words"), [pytest.param(m, w, id=i) for i, m, w in SEALED_FILES])
+def test_registry_refuses_a_broken_sealed_file_even_when_signed(
+    registry: ModelRegistry, keystore: KeyStore, make: Callable[[KeyStore, Path], None], words: str
+) -> None:
+    folder = registry.root / AGENT / "v0001"
+    folder.mkdir(parents=True)
+    make(keystore, folder)
+    sign_dir(folder, keystore, {"agent": AGENT, "version": "v0001", "kind": "xgboost", "encrypted": True})
+    before = digest_tree(registry.root)
+    with pytest.raises(IntegrityError) as info:
+        registry.load(AGENT, "v0001")
+    assert words in str(info.value) and str(folder) in str(info.value)
+    assert digest_tree(registry.root) == before
+
+
+@pytest.mark.timeout(10)
+def test_tuned_file_that_is_a_fifo_or_folder_is_refused(tmp_path: Path, keystore: KeyStore) -> None:
+    path = tuned_path(tmp_path, AGENT)
+    path.parent.mkdir()
+    os.mkfifo(path)
+    with pytest.raises(IntegrityError, match="not a regular file"):
+        read_tuned(tmp_path, AGENT, keystore)
+    ok, line = check_path(path, keystore)
+    assert not ok and "not a regular file" in line
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(IntegrityError, match="cannot be read|not a regular file"):
+        read_tuned(tmp_path, AGENT, keystore)
 
 
 @pytest.mark.timeout(10)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,7 +11,8 @@ import ray
 from actors.tune import METRIC, search_space, sweep, trial_resources
 from tests.unit.models.synth import planted_features
 from tinywindow.config import Config
-from tinywindow.models.params import read_tuned, resolve
+from tinywindow.crypto.keystore import KeyStore
+from tinywindow.models.params import read_tuned, read_tuned_file, resolve
 from tinywindow.models.registry import registry_root
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
@@ -35,14 +35,16 @@ def test_trials_fit_the_free_cpus() -> None:
 
 def test_xgboost_sweep_stores_the_best_parameters_for_training(tmp_path: Path, planted: pa.Table) -> None:
     cfg = _cfg(tmp_path)
-    result = sweep("xgboost", planted, cfg, samples=3, budget={"rounds": 16}, seed=1)
+    keys = KeyStore.init(tmp_path / "keys", "tune test passphrase", scrypt_log2_n=10)
+    result = sweep("xgboost", planted, cfg, samples=3, budget={"rounds": 16}, seed=1, keystore=keys)
     assert result.trials == 3
     assert set(result.best_params) == set(search_space("xgboost"))
     assert result.best_sharpe > 1.0  # the planted signal is learnable: validation Sharpe is high
-    stored = json.loads(result.tuned_file.read_text())
-    assert stored["params"] == read_tuned(registry_root(cfg.agents, cfg.data_dir), "xgboost") == result.best_params
+    stored = read_tuned_file(registry_root(cfg.agents, cfg.data_dir), "xgboost", keys)  # sealed: encrypted, signed
+    assert stored["params"] == read_tuned(registry_root(cfg.agents, cfg.data_dir), "xgboost", keys) == result.best_params
+    assert result.tuned_file.read_bytes()[:4] == b"TWEV"
     assert stored["val_sharpe"] == pytest.approx(result.best_sharpe)
-    params = resolve("xgboost", cfg.agents, registry_root(cfg.agents, cfg.data_dir))
+    params = resolve("xgboost", cfg.agents, registry_root(cfg.agents, cfg.data_dir), keys=keys)
     assert params.model_dump()["max_depth"] == result.best_params["max_depth"]  # training picks it up
     # Tune's logs, TensorBoard event files included, stay under agents.tune_dir
     assert result.experiment_dir.is_relative_to(Path(tmp_path, "tune").resolve())
@@ -54,8 +56,9 @@ def test_xgboost_sweep_stores_the_best_parameters_for_training(tmp_path: Path, p
 def test_lstm_sweep_with_asha_reports_every_iteration(tmp_path: Path, planted: pa.Table) -> None:
     cfg = _cfg(tmp_path)
     budget = {"iterations": 2, "train_batch": 256, "minibatch": 64, "num_envs": 4, "episode_len": 64}
-    result = sweep("lstm", planted, cfg, samples=2, budget=budget, seed=0)
+    keys = KeyStore.init(tmp_path / "keys", "tune test passphrase", scrypt_log2_n=10)
+    result = sweep("lstm", planted, cfg, samples=2, budget=budget, seed=0, keystore=keys)
     assert result.trials == 2 and set(result.best_params) == set(search_space("lstm"))
     rows = [p.read_text().splitlines() for p in result.experiment_dir.rglob("progress.csv")]
     assert len(rows) == 2 and all(1 <= len(r) - 1 <= 2 for r in rows)  # one row per iteration reported
-    assert resolve("lstm", cfg.agents, registry_root(cfg.agents, cfg.data_dir)).model_dump()["hidden"] == result.best_params["hidden"]
+    assert resolve("lstm", cfg.agents, registry_root(cfg.agents, cfg.data_dir), keys=keys).model_dump()["hidden"] == result.best_params["hidden"]

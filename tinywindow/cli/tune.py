@@ -1,8 +1,9 @@
 """``tinywindow tune --agent lstm --samples N``: an ASHA sweep of one agent's hyperparameters.
 
 The metric is the walk-forward validation Sharpe (the fold before the training hold-out);
-the best parameters are printed and stored in ``<registry>/<agent>/tuned.json``, where the
-next ``tinywindow agents train`` picks them up.  TensorBoard logs stay under
+the best parameters are printed and stored, encrypted and signed with the keystore (its
+passphrase from ``crypto.passphrase_env`` or a prompt), in ``<registry>/<agent>/tuned.json.twenc``,
+where the next ``tinywindow agents train`` picks them up.  TensorBoard logs stay under
 ``agents.tune_dir`` (``tensorboard --logdir <that dir>``).
 """
 
@@ -31,7 +32,10 @@ def cmd_tune(args: argparse.Namespace, cfg: Config) -> int:
     from actors.runtime import connect
     from actors.training.train import bundled_features
     from actors.tune import sweep
+    from tinywindow.cli.keys import read_passphrase
+    from tinywindow.crypto import open_keystore
 
+    keystore = open_keystore(cfg.crypto, cfg.data_dir, read_passphrase(cfg))  # before any trial
     budget: dict[str, Any] = {}
     if args.iterations:
         budget["iterations"] = args.iterations
@@ -41,7 +45,9 @@ def cmd_tune(args: argparse.Namespace, cfg: Config) -> int:
         budget["rounds"] = args.rounds
     connect(cfg)
     features = bundled_features([d.strip() for d in args.data.split(",") if d.strip()])
-    result = sweep(args.agent, features, cfg, args.samples, budget=budget, max_concurrent=args.concurrent)
+    result = sweep(
+        args.agent, features, cfg, args.samples, budget=budget, max_concurrent=args.concurrent, keystore=keystore
+    )
     print(f"{result.trials} trials in {result.seconds:.1f}s; validation fold {result.split['valid_start']}..{result.split['valid_end']}")
     print(f"best validation Sharpe {result.best_sharpe:.3f} with")
     print(json.dumps(result.best_params, indent=2, default=str))

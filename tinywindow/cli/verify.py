@@ -3,7 +3,11 @@
 Needs public keys only: ``--public-keys FILE`` (from ``keys export-public``) or the keystore
 folder's public halves (no passphrase).  What a path is comes from its bytes, not its name:
 
-* a folder (or its ``MANIFEST.tw.json``): every file against the signed manifest;
+* a folder (or its ``MANIFEST.tw.json``): every file against the signed manifest, and each
+  sealed file in it (a model version's ``*.twenc``) as below;
+* a non-empty ``*.twenc`` (a sealed file: model files, ``tuned.json.twenc``): one envelope whose
+  label must be the end of its path (a file moved or swapped is refused); signature and
+  ciphertext digest checked with public keys, decrypted too when the passphrase is set;
 * ``TWEV...`` (or a non-empty ``*.twseg``): an encrypted segment.  Its label must be the
   path's name under the store (a segment copied or renamed is refused) and every byte is
   checked: a format-2 segment signs a digest of its ciphertext; a format-1 segment is
@@ -33,13 +37,41 @@ UNKNOWN = "not a TinyWindow journal/segment/manifest"
 PrivateKeys = Callable[[], Any]
 
 
-def _check_folder(path: Path, keys: Any) -> str:
+def _check_folder(path: Path, keys: Any, private: PrivateKeys | None = None) -> str:
     from tinywindow.crypto.manifest import MANIFEST, verify_dir
+    from tinywindow.crypto.sealed import SUFFIX
 
     if not (path / MANIFEST).exists():
         raise IntegrityError(f"{UNKNOWN} (a folder without {MANIFEST})")
     metadata = verify_dir(path, keys)
-    return f"OK, signed folder (metadata keys: {', '.join(sorted(metadata)) or '-'})"
+    sealed = sorted(p for p in path.rglob(f"*{SUFFIX}") if p.is_file())
+    for file in sealed:
+        try:
+            _check_sealed(file, keys, private)
+        except TinyWindowError as exc:
+            raise type(exc)(f"{file.relative_to(path).as_posix()}: {exc}") from None
+    files = f", {len(sealed)} sealed files" if sealed else ""
+    return f"OK, signed folder{files} (metadata keys: {', '.join(sorted(metadata)) or '-'})"
+
+
+def _check_sealed(path: Path, keys: Any, private: PrivateKeys | None) -> str:
+    from tinywindow.crypto.envelope import open_envelope, parse_header, verify_envelope
+    from tinywindow.crypto.fsutil import read_regular
+    from tinywindow.crypto.sealed import SUFFIX
+
+    blob = read_regular(path)
+    label = parse_header(blob).label
+    if not path.resolve().as_posix().endswith(f"/{label}{SUFFIX}"):
+        raise IntegrityError(
+            f"sealed file is labelled {label!r} but stored as {path.name!r} (moved or swapped; "
+            f"expected a path ending in {label}{SUFFIX})"
+        )
+    header = verify_envelope(blob, keys, label=label)
+    checked = "signature, label and ciphertext digest"
+    keystore = private() if private is not None else None
+    if keystore is not None:
+        checked += f", decrypted ({len(open_envelope(blob, keystore, label=label))} bytes)"
+    return f"OK, sealed file {label!r} signed by {header.signer.hex()}: {checked}"
 
 
 def _check_segment(path: Path, keys: Any, private: PrivateKeys | None) -> str:
@@ -88,17 +120,20 @@ def check_path(path: Path, keys: Any, private: PrivateKeys | None = None) -> tup
 
     try:
         if path.is_dir():
-            return True, f"{path}: {_check_folder(path, keys)}"
+            return True, f"{path}: {_check_folder(path, keys, private)}"
         if path.name == MANIFEST and path.is_file():
-            return True, f"{path}: {_check_folder(path.parent, keys)}"
+            return True, f"{path}: {_check_folder(path.parent, keys, private)}"
         if not os.path.lexists(path):
             return False, f"{path}: BAD: no such file or folder"
         try:
             start = read_regular(path, limit=8)
         except IntegrityError:
             raise IntegrityError(f"{UNKNOWN} (not a regular file: a device, FIFO or socket)") from None
+        from tinywindow.crypto.sealed import SUFFIX as SEALED
         from tinywindow.crypto.store import SUFFIX
 
+        if start and path.suffix == SEALED:
+            return True, f"{path}: {_check_sealed(path, keys, private)}"
         named_journal = path.suffix == ".twj" or path.with_name(path.name + ".head").exists()
         if start[:4] == b"TWEV" or (start and path.suffix == SUFFIX):  # a damaged magic is reported
             return True, f"{path}: {_check_segment(path, keys, private)}"

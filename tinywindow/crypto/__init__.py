@@ -7,6 +7,7 @@ Every byte TinyWindow writes to disk goes through here:
 * ``store``     ``EncryptedStore``: Arrow IPC segments, encrypted, signed, written atomically
 * ``journal``   append-only, hash-chained, signed records (orders, fills, risk events...)
 * ``manifest``  signed manifests for folders of artefacts (model checkpoints)
+* ``sealed``    one file, one envelope labelled with its path (model files, tuned parameters)
 
 This package never imports Ray.  Unlocked keys cannot be pickled: a Ray actor opens the
 keystore itself with ``open_keystore(cfg.crypto, cfg.data_dir)``.

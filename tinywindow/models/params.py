@@ -1,7 +1,10 @@
 """Hyperparameters of each agent: defaults < ``agents.*`` config < tuned file < overrides.
 
-``tinywindow tune`` writes the best config of a sweep to ``<registry>/<agent>/tuned.json``;
-``resolve`` merges it in, so the next training run picks it up without flags.  The models
+``tinywindow tune`` writes the best config of a sweep to ``<registry>/<agent>/tuned.json.twenc``,
+a sealed file (``crypto.sealed``: encrypted to the keystore, signed, labelled
+``<agent>/tuned.json``); ``resolve`` merges it in, given the unlocked keystore, so the next
+training run picks it up without flags.  A tampered or swapped file raises ``IntegrityError``;
+a plain ``tuned.json`` from before issue 12 is unsigned and refused (re-run the sweep).  The models
 are frozen pydantic models that reject unknown keys, like every config section.
 
 ``DEMO_BUDGET`` and ``TEST_BUDGET`` are such overrides: the demo budget keeps all three
@@ -12,14 +15,19 @@ trains in seconds.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tinywindow.errors import ConfigError
+from tinywindow.errors import ConfigError, IntegrityError, KeyStoreError
 from tinywindow.models.config import AgentConfig
+
+if TYPE_CHECKING:
+    from tinywindow.crypto.keys import PrivateKeySource
+    from tinywindow.crypto.keystore import KeyStore
 
 AgentName = Literal["lstm", "transformer", "xgboost"]
 AGENTS: tuple[str, ...] = ("lstm", "transformer", "xgboost")
@@ -64,6 +72,7 @@ class PPOParams(_Params):
     num_envs: int = Field(default=8, ge=1, le=64)
     episode_len: int = Field(default=256, ge=8)
     reward_scale: float = Field(default=100.0, gt=0)
+    outcome_weight_cap: float = Field(default=10.0, ge=1.0)  # max reward weight of a traded bar (feedback)
 
     def model_config_dict(self) -> dict[str, Any]:
         """``model_config`` of the RLModule (architecture only)."""
@@ -80,7 +89,7 @@ class XGBParams(_Params):
     colsample_bytree: float = Field(default=0.5, gt=0, le=1.0)
     min_child_weight: float = Field(default=5.0, ge=0)
     reg_lambda: float = Field(default=1.0, ge=0)
-    outcome_weight_cap: float = Field(default=10.0, ge=1.0)  # max sample weight from feedback
+    outcome_weight_cap: float = Field(default=10.0, ge=1.0)  # max sample weight of a traded bar (feedback)
 
 
 Params = PPOParams | XGBParams
@@ -101,32 +110,57 @@ def defaults(agent: str, cfg: AgentConfig) -> dict[str, Any]:
 
 
 def tuned_path(registry_root: Path, agent: str) -> Path:
-    return Path(registry_root) / check_agent(agent) / TUNED_FILE
+    """The sealed tuned file of ``agent`` (``<registry>/<agent>/tuned.json.twenc``)."""
+    from tinywindow.crypto.sealed import SUFFIX
+
+    return Path(registry_root) / check_agent(agent) / f"{TUNED_FILE}{SUFFIX}"
 
 
-def read_tuned(registry_root: Path, agent: str) -> dict[str, Any]:
-    """The tuned parameters stored by ``tinywindow tune`` ({} when there are none)."""
+def read_tuned_file(registry_root: Path, agent: str, keys: PrivateKeySource | None) -> dict[str, Any]:
+    """The whole stored document (``params`` plus the sweep's info; {} when there is none),
+    decrypted and verified with ``keys`` (the unlocked keystore)."""
+    from tinywindow.crypto.sealed import open_sealed
+
     path = tuned_path(registry_root, agent)
-    if not path.is_file():
+    legacy = path.parent / TUNED_FILE
+    if not os.path.lexists(path):
+        if os.path.lexists(legacy):
+            raise IntegrityError(
+                f"tuned parameters {legacy} are stored in the clear and unsigned (written before "
+                f"issue 12): re-run 'tinywindow tune --agent {agent}' to store them sealed, or delete it"
+            )
         return {}
+    if keys is None:
+        raise KeyStoreError(f"tuned parameters {path} are encrypted: reading them needs the unlocked keystore")
+    text = open_sealed(path, keys, f"{agent}/{TUNED_FILE}")
     try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"tuned parameters {path} are not valid JSON: {exc}") from None
-    params = data.get("params", {}) if isinstance(data, dict) else None
-    if not isinstance(params, dict):
+    if not isinstance(data, dict) or not isinstance(data.get("params", {}), dict):
         raise ConfigError(f"tuned parameters {path} hold no 'params' mapping")
+    return data
+
+
+def read_tuned(registry_root: Path, agent: str, keys: PrivateKeySource | None = None) -> dict[str, Any]:
+    """The tuned parameters stored by ``tinywindow tune`` ({} when there are none)."""
+    params: dict[str, Any] = read_tuned_file(registry_root, agent, keys).get("params", {})
     return params
 
 
-def write_tuned(registry_root: Path, agent: str, params: Mapping[str, Any], info: Mapping[str, Any]) -> Path:
-    """Store a sweep's best parameters where ``resolve`` finds them (validated first)."""
+def write_tuned(
+    registry_root: Path, agent: str, params: Mapping[str, Any], info: Mapping[str, Any], keystore: KeyStore
+) -> Path:
+    """Seal a sweep's best parameters where ``resolve`` finds them (validated first); a plain
+    ``tuned.json`` left from before issue 12 is removed once the sealed one is in place."""
+    from tinywindow.crypto.sealed import write_sealed
+
     build(agent, dict(params))
     path = tuned_path(registry_root, agent)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"params": dict(params), **dict(info)}, indent=2, default=str))
-    tmp.replace(path)
+    text = json.dumps({"params": dict(params), **dict(info)}, indent=2, default=str)
+    write_sealed(path, text.encode("utf-8"), keystore, f"{agent}/{TUNED_FILE}")
+    (path.parent / TUNED_FILE).unlink(missing_ok=True)
     return path
 
 
@@ -146,10 +180,12 @@ def resolve(
     registry_root: Path | None = None,
     overrides: Mapping[str, Any] | None = None,
     use_tuned: bool = True,
+    keys: PrivateKeySource | None = None,
 ) -> Params:
-    """Defaults < ``agents.*`` < tuned file (when present) < explicit overrides."""
+    """Defaults < ``agents.*`` < tuned file (when present; ``keys`` decrypts it) < explicit
+    overrides."""
     values = defaults(agent, cfg)
     if use_tuned and registry_root is not None:
-        values.update(read_tuned(registry_root, agent))
+        values.update(read_tuned(registry_root, agent, keys))
     values.update(dict(overrides or {}))
     return build(agent, values)

@@ -14,7 +14,8 @@ The RL predictors (``rl.inference``) run a plain torch policy and the XGBoost pr
 (``xgb.inference``) the booster: no Ray or RLlib on the serving path.  ``save`` writes plain
 files (JSON, a torch ``state_dict`` loaded with ``weights_only=True``, the booster's UBJSON),
 so loading executes no pickle even before the registry has verified the signature;
-``loading.load_dir`` reads them back.
+``loading.load_dir`` reads them back.  The registry seals each file (encrypted and signed,
+``crypto.sealed``) before it is stored.
 """
 
 from __future__ import annotations

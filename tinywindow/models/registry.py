@@ -2,24 +2,35 @@
 
 Layout under the registry root (``agents.registry_dir``)::
 
-    <agent>/v0001/model.json          architecture, window, feature scaler
-    <agent>/v0001/weights.pt          (RL agents) torch state_dict
-    <agent>/v0001/booster.ubj         (XGBoost) the booster
+    <agent>/v0001/model.json.twenc    architecture, window, feature scaler
+    <agent>/v0001/weights.pt.twenc    (RL agents) torch state_dict
+    <agent>/v0001/booster.ubj.twenc   (XGBoost) the booster
     <agent>/v0001/MANIFEST.tw.json    ML-DSA-65 signature over every file + metadata
-    <agent>/tuned.json                best parameters of the last sweep (``tinywindow tune``)
+    <agent>/tuned.json.twenc          best parameters of the last sweep (``params.write_tuned``)
 
-``publish`` claims the next version number with an atomic ``mkdir``, writes and signs the
-model in a staging folder and renames it into place, so a reader sees either an empty
-(incomplete) version or a complete signed one.  The signed metadata records the data range,
-the config and parameters, the metrics and the parent version.
+Every model file is a sealed file (``crypto.sealed``): one envelope encrypted to the keystore's
+active key set, signed, labelled ``<agent>/<version>/<file>`` so a ciphertext moved to another
+version or name is refused.  The manifest stays readable (its metadata says ``"encrypted":
+true``), so listing and verifying a version need public keys only; loading one needs the
+unlocked keystore.  A version written before issue 12 (plain files, no ``encrypted`` in its
+signed metadata) still loads: its manifest signature vouches for that format.
+
+``publish`` claims the next version number with an atomic ``mkdir``, saves the model into a
+private temporary folder, seals each file into a staging folder, signs it and renames it into
+place, so a reader sees either an empty (incomplete) version or a complete signed one.  The
+signed metadata records the data range, the config and parameters, the metrics and the parent
+version.
 
 ``load`` copies the version's files into a private temporary folder, verifies the copy
-(``crypto.manifest.verify_dir``) and builds the predictor from that same copy: what was
-verified is what is loaded.  A changed, added or removed file, a missing, garbled or non-UTF-8
-manifest or a bad signature raises ``IntegrityError``; nothing is unpickled from the registry
-at all.  Anything else named like a version (a stray file ``v0007``, a symlink, an empty
-folder) is listed with a status saying so, skipped by ``latest`` and refused by ``load`` with
-a ``ModelError`` naming its path: never a raw traceback.
+(``crypto.manifest.verify_dir``), decrypts each sealed file of that same copy (label, signature
+and GCM tag checked again) and builds the predictor from it: what was verified is what is
+loaded.  A changed, added, removed or swapped file, a missing, garbled or non-UTF-8 manifest or
+a bad signature raises ``IntegrityError`` naming the file; nothing is unpickled from the
+registry at all (JSON, ``torch.load(weights_only=True)``, the booster's UBJSON).  The
+plaintext exists only in that private temporary folder, for the moment the predictors read it.
+Anything else named like a version (a stray file ``v0007``, a symlink, an empty folder) is
+listed with a status saying so, skipped by ``latest`` and refused by ``load`` with a
+``ModelError`` naming its path: never a raw traceback.
 """
 
 from __future__ import annotations
@@ -32,14 +43,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
-from tinywindow.crypto.keys import PublicKeySource
+from tinywindow.crypto.keys import PrivateKeySource, PublicKeySource
 from tinywindow.crypto.keystore import KeyStore
 from tinywindow.crypto.manifest import MANIFEST, sign_dir, verify_dir
-from tinywindow.errors import IntegrityError, ModelError, TinyWindowError
+from tinywindow.crypto.sealed import SUFFIX as SEALED
+from tinywindow.crypto.sealed import open_sealed, seal_bytes
+from tinywindow.errors import IntegrityError, KeyStoreError, ModelError, TinyWindowError
 from tinywindow.models.loading import load_dir
 from tinywindow.models.params import check_agent
 from tinywindow.models.predictor import Predictor
@@ -49,6 +62,7 @@ if TYPE_CHECKING:
     from tinywindow.models.config import AgentConfig
 
 _VERSION = re.compile(r"^v(\d{4,})$")
+ENCRYPTED = "encrypted"  # signed metadata key: true when every model file is sealed
 
 
 def version_name(number: int) -> str:
@@ -126,7 +140,7 @@ class ModelRegistry:
         version = self._claim(base)
         staging = base / f".staging-{version}-{os.getpid()}"
         try:
-            model.save(staging)
+            self._seal_files(model, staging, f"{agent}/{version}")
             now = self.clock()
             meta = {
                 **_json_safe(metadata),
@@ -135,6 +149,7 @@ class ModelRegistry:
                 "kind": model.kind,
                 "window": model.window,
                 "created": pd.Timestamp(now, tz="UTC").isoformat(),
+                ENCRYPTED: True,
             }
             sign_dir(staging, self.signer, meta)
             os.rename(staging, base / version)  # replaces the empty claimed folder atomically
@@ -143,6 +158,20 @@ class ModelRegistry:
             raise
         model.version = version
         return version
+
+    def _seal_files(self, model: Predictor, staging: Path, prefix: str) -> None:
+        """``model.save`` into a private temporary folder, each file sealed into ``staging``
+        (the predictors write files by path; plaintext never enters the registry)."""
+        assert self.signer is not None
+        with tempfile.TemporaryDirectory(prefix="tw-publish-") as tmp:
+            plain = Path(tmp)
+            model.save(plain)
+            staging.mkdir()
+            for path in sorted(p for p in plain.rglob("*") if p.is_file()):
+                rel = path.relative_to(plain).as_posix()
+                target = staging / f"{rel}{SEALED}"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(seal_bytes(path.read_bytes(), self.signer, f"{prefix}/{rel}"))
 
     def _claim(self, base: Path) -> str:
         """The next free version number, claimed by an atomic mkdir (safe across processes)."""
@@ -227,8 +256,12 @@ class ModelRegistry:
             except (OSError, shutil.Error) as exc:
                 raise ModelError(f"cannot read model {agent} {name} at {source}: {exc}") from None
             meta = self._verify(copy, agent, name, shown=source)
+            if meta.get(ENCRYPTED) is True:
+                model_dir = self._open_files(copy, Path(tmp) / "plain", agent, name, source)
+            else:  # written before issue 12: plain files under the signed manifest
+                model_dir = copy
             try:
-                predictor = load_dir(copy, name)
+                predictor = load_dir(model_dir, name)
             except TinyWindowError:
                 raise
             except (KeyError, TypeError, ValueError, OSError) as exc:
@@ -236,6 +269,32 @@ class ModelRegistry:
         if predictor.agent != agent or meta.get("kind") != predictor.kind:
             raise IntegrityError(f"model {agent} {name} at {source}: signed metadata does not match its files")
         return predictor
+
+    def _open_files(self, copy: Path, out: Path, agent: str, name: str, source: Path) -> Path:
+        """Decrypt every sealed file of the verified ``copy`` into ``out`` (private, temporary)."""
+        what = f"{agent} {name}"
+        if not hasattr(self.keys, "private"):
+            raise KeyStoreError(
+                f"model {what} at {source} is encrypted: loading it needs the unlocked keystore "
+                "(its passphrase); public keys alone list and verify versions, they cannot load them"
+            )
+        keys = cast(PrivateKeySource, self.keys)
+        for path in sorted(p for p in copy.rglob("*") if p.is_file()):
+            rel = path.relative_to(copy).as_posix()
+            if rel == MANIFEST:
+                continue
+            if not rel.endswith(SEALED):
+                raise IntegrityError(f"model {what} at {source}: file {rel!r} is not sealed; refusing to load it")
+            plain = rel.removesuffix(SEALED)
+            try:
+                data = open_sealed(path, keys, f"{agent}/{name}/{plain}")
+            except (IntegrityError, KeyStoreError) as exc:
+                text = str(exc).replace(str(path), str(source / rel))
+                raise type(exc)(f"model {what}: file {rel!r} refused, not loading it: {text}") from None
+            target = out / plain
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        return out
 
     def _resolve(self, agent: str, version: str | None) -> str:
         check_agent(agent)

@@ -4,6 +4,7 @@ module PPO trains, loaded from a signed registry without importing Ray."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ import torch
 from ray.rllib.core.columns import Columns
 
 from actors.training.rlmodule import build_module
+from tests.unit.models.conftest import PASSPHRASE
 from tests.unit.models.synth import NAMES
 from tinywindow.crypto.keystore import KeyStore
 from tinywindow.models.params import PPOParams
@@ -69,14 +71,15 @@ def _normalizer() -> Normalizer:
 
 
 _CHILD = """
-import json, sys
+import json, os, sys
 import pyarrow as pa
 from tinywindow.crypto.keystore import KeyStore
 from tinywindow.models.registry import ModelRegistry
 
 root, keys, features = sys.argv[1:4]
 table = pa.ipc.open_file(features).read_all()
-votes = ModelRegistry(root, KeyStore.public_ring(keys)).load("{agent}").predict(table)
+keystore = KeyStore.open(keys, os.environ["TW_TEST_PASSPHRASE"])  # model files are encrypted
+votes = ModelRegistry(root, keystore).load("{agent}").predict(table)
 print(json.dumps({{
     "actions": votes.column("action").to_pylist(),
     "confidence": votes.column("confidence").to_pylist(),
@@ -99,6 +102,7 @@ def test_a_published_rl_version_serves_without_importing_ray(
     out = subprocess.run(
         [sys.executable, "-c", _CHILD.format(agent=rl_agent), str(registry_dir), str(keystore.directory), str(features)],
         cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "TW_TEST_PASSPHRASE": PASSPHRASE},
     )
     assert out.returncode == 0, out.stderr[-3000:]
     child = json.loads(out.stdout.strip().splitlines()[-1])

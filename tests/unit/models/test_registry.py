@@ -13,7 +13,7 @@ import pytest
 from tests.unit.models.synth import NAMES
 from tinywindow.crypto.keystore import KeyStore
 from tinywindow.crypto.manifest import MANIFEST
-from tinywindow.errors import IntegrityError, ModelError
+from tinywindow.errors import IntegrityError, KeyStoreError, ModelError
 from tinywindow.models.params import PPOParams, XGBParams
 from tinywindow.models.registry import ModelRegistry
 from tinywindow.models.rl import RLPredictor, build_policy
@@ -62,11 +62,11 @@ def test_versions_count_up_and_list_with_status(registry: ModelRegistry, planted
 
 def test_a_tampered_weight_file_is_refused(registry: ModelRegistry, planted: pa.Table) -> None:
     registry.publish(_lstm(planted), {})
-    weights = registry.root / "lstm" / "v0001" / "weights.pt"
+    weights = registry.root / "lstm" / "v0001" / "weights.pt.twenc"  # a sealed file
     data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0x01
     weights.write_bytes(bytes(data))
-    with pytest.raises(IntegrityError, match="changed after signing"):
+    with pytest.raises(IntegrityError, match=r"'weights\.pt\.twenc' was changed after signing"):
         registry.load("lstm", "v0001")
     assert registry.versions("lstm")[0].status.startswith("refused")
 
@@ -82,7 +82,7 @@ def test_other_tampering_is_refused(registry: ModelRegistry, planted: pa.Table, 
         (folder / "extra.pkl").write_bytes(b"\x80\x04evil")
         expect = "added after signing"
     elif attack == "removed":
-        (folder / "model.json").unlink()
+        (folder / "model.json.twenc").unlink()
         expect = "missing"
     else:  # rewrite the signed metadata without re-signing
         doc = json.loads((folder / MANIFEST).read_text())
@@ -117,7 +117,10 @@ def test_missing_versions_and_read_only_registries(registry: ModelRegistry, plan
         registry.load("lstm", "v0009")
     ring = KeyStore.public_ring(keystore.directory)
     reader = ModelRegistry(registry.root, ring)
-    assert reader.load("lstm").version == "v0001"  # verifying needs no passphrase
+    assert reader.metadata("lstm")["encrypted"] is True  # listing and verifying need no passphrase
+    assert [i.status for i in reader.versions("lstm")] == ["ok"]
+    with pytest.raises(KeyStoreError, match="encrypted: loading it needs the unlocked keystore"):
+        reader.load("lstm")  # decrypting does
     with pytest.raises(ModelError, match="read-only"):
         reader.publish(_lstm(planted), {})
 
