@@ -5,9 +5,18 @@
   agent's latest vote; missing or stale agents are left out (N-1 decide), every row says
   why it decided what it did.  Asking again for the same ``ts`` returns the same decision.
 * ``on_votes(votes)``: ``submit_votes`` then ``decide`` at the batch's latest ``ts``.
+* ``preview(votes)``: SIGNALS from these votes with the live weights and calibration,
+  recording nothing: what ``POST /v1/signal`` and the gRPC Signal call answer (the same
+  function ``decide`` uses, so the served signal is the traded signal).
 * ``learn(outcomes)``: OUTCOMES (from ``PortfolioActor.outcomes_since``) score each agent's
-  votes; the adaptive weights move; an outcome seen before is ignored.
-* ``weights()``, ``agent_stats()``, ``checkpoint()``, ``recovery()``.
+  votes; the adaptive weights move, each voting agent gets its own outcome and reward (net
+  of ``agents.cost``), calibration maps are refitted when due; returns the call's
+  AGENT_OUTCOMES.  An outcome seen before is ignored.
+* ``agent_outcomes(agent, since_ts)``: journaled AGENT_OUTCOMES still in memory.
+* ``weights()``, ``agent_stats()``, ``calibration()``, ``checkpoint()``, ``recovery()``.
+
+The live consensus registers as a named actor (``LIVE_NAME`` in namespace
+``LIVE_NAMESPACE``, see ``remote_consensus``), which the serving gateway looks up.
 
 Votes, decisions and weight updates are journaled (signed) and checkpointed;
 ``__init__`` is the only recovery path (checkpoint + journal replay).  A plain class;
@@ -50,7 +59,7 @@ class ConsensusActor:
         self.cfg = cfg if isinstance(cfg, Config) else build(cfg)
         self.name = name
         self.log = get_logger(f"consensus.{name}")
-        self.book = ConsensusBook(self.cfg.consensus, agents)
+        self.book = ConsensusBook(self.cfg.consensus, agents, cost=self.cfg.agents.cost)
         self.durable, self._recovery = open_durable(
             self.cfg.crypto, self.cfg.data_dir, name, self.book, self.cfg.consensus.checkpoint_every,
             passphrase=passphrase, keystore=keystore, clock=clock,
@@ -75,8 +84,22 @@ class ConsensusActor:
             return self.book.signals_at(0, [])
         return self.book.decide(int(pc.max(t.column("ts").cast(pa.int64())).as_py()))
 
-    def learn(self, outcomes: pa.Table) -> dict[str, float]:
+    def preview(self, votes: pa.Table) -> pa.Table:
+        """SIGNALS for ``votes`` at their latest ts with the live weights and calibration
+        (nothing recorded)."""
+        return self.book.preview(votes)
+
+    def learn(self, outcomes: pa.Table) -> pa.Table:
+        """Learn from OUTCOMES; returns this call's AGENT_OUTCOMES (validated)."""
         return self.book.learn(outcomes)
+
+    def agent_outcomes(self, agent: str | None = None, since_ts: TimeLike | None = None) -> pa.Table:
+        """AGENT_OUTCOMES still in memory, of ``agent`` (None: all) from ``since_ts`` on."""
+        return self.book.agent_outcome_rows(agent, None if since_ts is None else to_utc_ns(since_ts))
+
+    def calibration(self) -> dict[str, dict[str, Any]]:
+        """Each calibrated agent's map: fitted points and the outcomes it was fitted on."""
+        return {a: {"x": list(c.x), "y": list(c.y), "samples": c.samples} for a, c in self.book.calibration.items()}
 
     def weights(self) -> dict[str, float]:
         return dict(self.book.weights)
@@ -101,10 +124,33 @@ class ConsensusActor:
         self.durable.close()
 
 
-def remote_consensus(num_cpus: float = 0.05, **options: Any) -> Any:
+LIVE_NAME = "consensus"  # the named actor the serving gateway asks (``live_consensus``)
+LIVE_NAMESPACE = "tinywindow"
+
+
+def live_consensus() -> Any | None:
+    """The live ConsensusActor's handle, or None when none runs (from any job or replica)."""
+    import ray
+
+    try:
+        return ray.get_actor(LIVE_NAME, namespace=LIVE_NAMESPACE)
+    except ValueError:
+        return None
+
+
+def remote_consensus(num_cpus: float = 0.05, live: bool = True, **options: Any) -> Any:
     """``ConsensusActor`` as a Ray actor class: small CPU, restarted on a crash, calls retried
-    (idempotent: decisions are recorded per timestamp, outcomes learned once)."""
+    (idempotent: decisions are recorded per timestamp, outcomes learned once).
+
+    ``live``: register it as the live consensus (``LIVE_NAME``), whose weights and
+    calibration the serving gateway decides with; if one is already registered, this one
+    runs unregistered (logged) and the gateway keeps asking the first."""
     import ray
 
     opts = {"num_cpus": num_cpus, "max_restarts": -1, "max_task_retries": 3, **options}
+    if live and "name" not in opts:
+        if live_consensus() is None:
+            opts.update(name=LIVE_NAME, namespace=LIVE_NAMESPACE)
+        else:
+            get_logger("consensus").warning("a live consensus is already registered; this one runs unregistered")
     return ray.remote(ConsensusActor).options(**opts)

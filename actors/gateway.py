@@ -2,7 +2,14 @@
 AgentModel deployments.
 
 HTTP: ``POST /v1/votes``, ``POST /v1/signal`` (votes + consensus), ``GET /v1/models``,
-``GET /healthz``, OpenAPI at ``/openapi.json``.  gRPC: the ``TinyWindow`` service of
+``GET /healthz``, OpenAPI at ``/openapi.json``.
+
+The served signal is the traded signal: ``/v1/signal`` and the gRPC Signal call decide with
+the live ConsensusActor's weights and calibration, through the same function its trading
+path decides with (``ConsensusActor.preview``; the actor is found by name,
+``actors.consensus.live_consensus``).  When no consensus runs, they decide with default
+weights (1.0, uncalibrated) and say so: ``"consensus": "default-weights"`` in the HTTP body
+and every reason starts with ``DEFAULT_WEIGHTS_NOTE``.  gRPC: the ``TinyWindow`` service of
 ``tinywindow/serving/votes.proto``.  Both require the bearer token (only its digest is held
 here); a bad payload gets 400 / INVALID_ARGUMENT naming the field, one over a limit 413 /
 RESOURCE_EXHAUSTED naming the limit (``GatewayLimits``).
@@ -17,6 +24,7 @@ loop that answers ``/healthz``.  docs/reliability/gateway.md tables the cases.
 # runtime, and Serve's ingress wrapper re-binds them outside this module's globals.
 
 import asyncio
+import time
 from typing import Any
 
 import grpc
@@ -48,6 +56,8 @@ from tinywindow.serving.payload import (
 )
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
+DEFAULT_WEIGHTS_NOTE = "[default weights: no live consensus] "
+LIVE_RETRY_S = 2.0  # how often a gateway without a live consensus looks for one again
 
 
 api = FastAPI(
@@ -219,16 +229,40 @@ class Gateway:
         results = await asyncio.gather(*(self.models[a].predict_ipc.remote(payload, latest_only) for a in names))
         return pa.concat_tables([from_ipc(r) for r in results]) if results else VOTES.empty_table()
 
-    def _signal(self, votes: pa.Table) -> pa.Table:
-        from tinywindow.consensus.voting import decide
+    async def _signal(self, votes: pa.Table) -> tuple[pa.Table, str]:
+        """SIGNALS for ``votes`` and where their weights came from (``live`` or
+        ``default-weights``, see the module docstring)."""
+        from tinywindow.contracts import SIGNALS
 
         if votes.num_rows == 0:
-            from tinywindow.contracts import SIGNALS
+            return SIGNALS.empty_table(), "live" if self._live() is not None else "default-weights"
+        live = self._live()
+        if live is not None:
+            try:
+                signals: pa.Table = await live.preview.remote(votes)
+                return signals, "live"
+            except Exception:  # the actor died or is restarting: decide without it, and say so
+                self._live_handle = None
+                self._live_looked_at = time.monotonic()
+        return await asyncio.to_thread(self._default_signal, votes), "default-weights"
 
-            return SIGNALS.empty_table()
-        at_ns = int(votes.column("ts").cast(pa.int64()).to_numpy().max())
-        signals, _used = decide(votes, at_ns, sorted(self.models), {}, self.consensus)
-        return signals
+    def _live(self) -> Any:
+        """The live consensus's handle (looked up again at most every ``LIVE_RETRY_S``)."""
+        if getattr(self, "_live_handle", None) is None:
+            now = time.monotonic()
+            if now - getattr(self, "_live_looked_at", -LIVE_RETRY_S) >= LIVE_RETRY_S:
+                from actors.consensus import live_consensus
+
+                self._live_looked_at = now
+                self._live_handle = live_consensus()
+        return self._live_handle
+
+    def _default_signal(self, votes: pa.Table) -> pa.Table:
+        from tinywindow.consensus.state import ConsensusBook
+
+        signals = ConsensusBook(self.consensus, sorted(self.models)).preview(votes)
+        reasons = pa.array([DEFAULT_WEIGHTS_NOTE + r for r in signals.column("reason").to_pylist()], pa.string())
+        return signals.set_column(signals.schema.get_field_index("reason"), signals.schema.field("reason"), reasons)
 
     async def _models(self) -> list[dict[str, Any]]:
         statuses = await asyncio.gather(*(h.status.remote() for h in self.models.values()))
@@ -273,7 +307,8 @@ class Gateway:
     async def signal_http(self, request: Request) -> dict[str, Any]:
         features, agent, latest = await self._features(request)
         votes = await self._votes(features, agent, latest)
-        return {"votes": records(votes), "signals": records(self._signal(votes))}
+        signals, source = await self._signal(votes)
+        return {"votes": records(votes), "signals": records(signals), "consensus": source}
 
     # ------------------------------------------------------------------ gRPC
     def _grpc_denied(self, grpc_context: Any) -> bool:
@@ -325,10 +360,12 @@ class Gateway:
             return reply
         reply.votes.extend(self._pb_votes(votes))
         if with_signal:
-            for r in records(self._signal(votes)):
+            signals, _source = await self._signal(votes)
+            for r in records(signals):
                 reply.signals.append(pb.Signal(
                     symbol=r["symbol"], ts_ns=r["ts_ns"], action=r["action"], confidence=r["confidence"],
-                    agreement=r["agreement"], votes=r["votes"], reason=r["reason"]))
+                    agreement=r["agreement"], votes=r["votes"], reason=r["reason"],
+                    decided=bool(r["decided"])))
         return reply
 
     async def Votes(self, request: pb.VotesRequest | bytes, grpc_context: Any) -> pb.VotesReply:

@@ -52,11 +52,16 @@ VOTES = _contract(
     ],
 )
 
+# A consensus decision per (symbol, ts).  ``action`` is the target exposure (-1 short, 0 flat,
+# +1 long) when ``decided``; a fallback (no quorum, tie, disagreement, low confidence) is
+# ``decided`` False with action 0, and what it does is ``portfolio.no_decision``.  ``reason``
+# says which, with the numbers.
 SIGNALS = _contract(
     "SIGNALS",
     [
         *FEATURE_KEYS,
         pa.field("action", pa.int8(), nullable=False),
+        pa.field("decided", pa.bool_(), nullable=False),
         pa.field("confidence", pa.float32(), nullable=False),
         pa.field("agreement", pa.float32(), nullable=False),
         pa.field("votes", pa.int16(), nullable=False),
@@ -273,6 +278,12 @@ def _votes_rules(table: pa.Table) -> list[Violation]:
     ]
 
 
+def _signals_rules(table: pa.Table) -> list[Violation]:
+    decided = np.asarray(table.column("decided").to_numpy(zero_copy_only=False), dtype=bool)
+    undecided_moves = ~decided & (_np(table, "action") != 0)
+    return [*_votes_rules(table), Violation("no decision with a non-zero action", "action", undecided_moves)]
+
+
 def _features_rules(table: pa.Table) -> list[Violation]:
     # Features may be NaN during warm-up; infinities always mean a bug upstream.
     out = []
@@ -296,7 +307,7 @@ def _orders_rules(table: pa.Table) -> list[Violation]:
 VALUE_RULES: dict[str, ValueRule] = {
     "BARS": _bars_rules,
     "VOTES": _votes_rules,
-    "SIGNALS": _votes_rules,
+    "SIGNALS": _signals_rules,
     "FEATURES": _features_rules,
     "ORDERS": _orders_rules,
     "FILLS": _orders_rules,

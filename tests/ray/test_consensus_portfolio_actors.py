@@ -166,6 +166,83 @@ def test_learning_loop_survives_crashes_without_double_trading(tmp_path: Path) -
     w = cons.call("weights")
     assert w == ref_c.call("weights")
     assert w["oracle"] > w["noise"] > w["contrarian"]  # realized outcomes reached the weights
+    per_agent = cons.call("agent_outcomes")  # each agent's own outcome and reward, rebuilt after the crash
+    assert per_agent.num_rows > 0 and per_agent.to_pylist() == ref_c.call("agent_outcomes").to_pylist()
+    rewards = {a: sum(r["reward"] for r in per_agent.to_pylist() if r["agent"] == a) for a in AGENTS}
+    assert rewards["oracle"] > rewards["contrarian"]
     assert port.call("verify_journal")["ok"]
     ref_c.obj.close()
     ref_p.obj.close()
+
+
+def _teach_and_votes(consensus: Remote) -> tuple[pa.Table, int]:
+    """Teach the consensus (oracle right, contrarian over-confident and wrong half the time)
+    on symbol TEACH, then the votes of a later time on two other symbols."""
+    day = 86_400 * 10**9
+
+    def votes(ts: int, symbol: str, rows: list[tuple[str, int, float]]) -> pa.Table:
+        return pa.table({
+            "symbol": [symbol] * len(rows), "ts": pa.array([ts] * len(rows), pa.int64()).cast(pa.timestamp("ns", tz="UTC")),
+            "agent": [r[0] for r in rows], "model_version": ["v1"] * len(rows),
+            "action": pa.array([r[1] for r in rows], pa.int8()), "confidence": pa.array([r[2] for r in rows], pa.float32()),
+        })
+
+    outcomes = []
+    for d in range(1, 81):
+        consensus.call("on_votes", votes(d * day, "TEACH", [("oracle", 1, 0.7), ("noise", -1, 0.6), ("contrarian", 1, 0.95)]))
+        outcomes.append((d * day, 0.01 if d % 20 < 11 else -0.01))
+    learned = consensus.call("learn", pa.table({
+        "symbol": ["TEACH"] * len(outcomes), "ts": pa.array([t for t, _ in outcomes], pa.int64()).cast(pa.timestamp("ns", tz="UTC")),
+        "action": pa.array([0] * len(outcomes), pa.int8()), "realized_return": [r for _, r in outcomes],
+    }))
+    assert learned.num_rows == 3 * len(outcomes)
+    at = 200 * day
+    return pa.concat_tables([votes(at, "AAA", [("oracle", 1, 0.7), ("noise", -1, 0.6), ("contrarian", -1, 0.95)]),
+                             votes(at, "BBB", [("oracle", 0, 0.8), ("noise", 1, 0.6), ("contrarian", 1, 0.9)])]), at
+
+
+def test_the_gateway_signal_is_the_live_consensus_signal(tmp_path: Path) -> None:
+    """The gateway's signal path (``Gateway._signal``) finds the live ConsensusActor by name
+    and answers what that consensus trades for the same votes, with the weights and
+    calibration it learned; without a live consensus it says it used default weights."""
+    import asyncio
+
+    from actors.consensus import live_consensus
+    from actors.gateway import DEFAULT_WEIGHTS_NOTE, Gateway
+
+    deadline = time.monotonic() + 30
+    while live_consensus() is not None:  # an earlier test's consensus is going away
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    cfg = make_cfg(tmp_path).set("consensus.calibrate_every", 20).set("consensus.calibration_min", 40)
+    class SignalPath:  # the Gateway's signal path only, without Serve
+        _signal, _live, _default_signal = Gateway._signal, Gateway._live, Gateway._default_signal
+
+    gateway: Any = SignalPath()
+    gateway.models, gateway.consensus = dict.fromkeys(AGENTS), cfg.consensus
+    handle = remote_consensus(num_cpus=0, runtime_env={"env_vars": {"TW_PASSPHRASE": PASSPHRASE}}).remote(cfg, AGENTS)
+    try:
+        consensus = Remote(handle)
+        assert ray.get(live_consensus().weights.remote()) == consensus.call("weights")  # it is the live one
+        votes, _ = _teach_and_votes(consensus)
+        assert consensus.call("calibration") and consensus.call("weights")["contrarian"] < 1.0
+        served, source = asyncio.run(gateway._signal(votes))
+        traded = [r for r in consensus.call("on_votes", votes).to_pylist() if r["symbol"] != "TEACH"]
+        assert source == "live" and served.to_pylist() == traded
+        assert "(raw 0.95)" in served.to_pylist()[0]["reason"]  # the contrarian's calibrated confidence
+        second = remote_consensus(num_cpus=0, runtime_env={"env_vars": {"TW_PASSPHRASE": PASSPHRASE}}).remote(
+            cfg, AGENTS, "consensus-2")  # a second consensus runs unregistered: the first stays the live one
+        assert ray.get(second.weights.remote()) != ray.get(live_consensus().weights.remote()) == consensus.call("weights")
+        ray.kill(second, no_restart=True)
+    finally:
+        ray.kill(handle, no_restart=True)
+    deadline = time.monotonic() + 30
+    while live_consensus() is not None:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    gateway._live_handle = None
+    gateway._live_looked_at = -1e9
+    default, source = asyncio.run(gateway._signal(votes))
+    assert source == "default-weights"
+    assert all(r.startswith(DEFAULT_WEIGHTS_NOTE) for r in default.column("reason").to_pylist())
+    assert default.column("confidence").to_pylist() != served.column("confidence").to_pylist()  # learned != default

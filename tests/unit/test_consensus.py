@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -31,17 +32,30 @@ def test_unanimous_and_confidence_weighted_majority() -> None:
     assert (a, code) == (-1, Code.DECIDED) and conf == pytest.approx(0.6) and agree == pytest.approx(2 / 3)
 
 
-def test_fallbacks_to_hold_in_order() -> None:
+def test_no_decision_fallbacks_in_order() -> None:
     assert one([1, 1, 1], [0.4, 0.5, 0.5])[4] == Code.LOW_CONFIDENCE
-    # one of three opposing: disagreement 1/3 beyond 0.3 -> hold, within 0.5 -> decided
+    # one of three opposing: disagreement 1/3 beyond 0.3 -> no decision, within 0.5 -> decided
     assert one([1, -1, 1], [0.95, 0.95, 0.95])[::4] == (0, Code.DISAGREEMENT)
     lenient = CFG.model_copy(update={"max_disagreement": 0.5})
     a, conf, *_, code = one([1, -1, 1], [0.95, 0.95, 0.95], cfg=lenient)
     assert (a, code) == (1, Code.DECIDED) and conf == pytest.approx(0.95 * 2 / 3)
-    assert one([0, 0, 1], [0.9, 0.9, 0.9])[4] == Code.HOLD_MAJORITY
     assert one([1, -1, 0], [0.8, 0.8, 0.1])[4] == Code.TIE
     assert one([1, 1, 1], [0.9, 0.9, 0.9], valid=[True, False, False])[4] == Code.NO_QUORUM
-    assert one([1, 1, 1], [0.0, 0.0, 0.0], cfg=CFG.model_copy(update={"threshold": 0.0}))[4] == Code.HOLD_MAJORITY
+    # no confidence at all is no decision, whatever the threshold
+    assert one([1, 1, 1], [0.0, 0.0, 0.0], cfg=CFG.model_copy(update={"threshold": 0.0}))[4] == Code.LOW_CONFIDENCE
+    r = combine(np.array([[1, 1, 1], [1, 1, 1], [1, -1, 0]]), np.full((3, 3), 0.9),
+                np.array([[True] * 3, [True, False, False], [True] * 3]), W3, CFG)
+    assert r.decided.tolist() == [True, False, False] and r.action.tolist() == [1, 0, 0]
+
+
+def test_a_flat_majority_is_a_decision_not_a_fallback() -> None:
+    """One meaning per action: 0 is a target exposure (flat), decided like +1 or -1."""
+    assert one([0, 0, 1], [0.9, 0.9, 0.9]) == (0, pytest.approx(0.6), pytest.approx(2 / 3), 3, Code.FLAT)
+    r = combine(np.array([[0, 0, 1], [0, 0, 1]]), np.array([[0.9, 0.9, 0.9], [0.5, 0.5, 0.9]]),
+                np.ones((2, 3), bool), W3, CFG)
+    assert r.decided.tolist() == [True, False]  # a weak flat majority is no decision (low confidence)
+    assert [Code(int(c)) for c in r.code] == [Code.FLAT, Code.LOW_CONFIDENCE]
+    assert Code.FLAT.is_decision and Code.DECIDED.is_decision and not Code.TIE.is_decision
 
 
 def test_missing_or_stale_agent_leaves_n_minus_one_deciding() -> None:
@@ -92,11 +106,13 @@ def test_decide_on_a_votes_table_explains_itself() -> None:
     assert signals.schema.equals(SIGNALS, check_metadata=False)
     rows = {r["symbol"]: r for r in signals.to_pylist()}
     assert rows["AAA"]["action"] == 1 and rows["AAA"]["votes"] == 2
-    assert "tfm stale 3600s" in rows["AAA"]["reason"] and rows["AAA"]["reason"].startswith("BUY")
-    assert rows["BBB"]["action"] == 0 and "disagreement" in rows["BBB"]["reason"]
+    assert "tfm stale 3600s" in rows["AAA"]["reason"] and rows["AAA"]["reason"].startswith("LONG")
+    assert rows["AAA"]["decided"] and not rows["BBB"]["decided"] and not rows["CCC"]["decided"]
+    assert rows["BBB"]["action"] == 0 and rows["BBB"]["reason"].startswith("NO DECISION (disagreement")
     assert rows["CCC"]["action"] == 0 and "no quorum" in rows["CCC"]["reason"]
     assert "xgb missing" in rows["CCC"]["reason"]
     assert set(used["agent"]) == {"lstm", "xgb", "tfm"} and len(used) == 6  # fresh votes only
+    assert set(used["model_version"]) == {"v1"}
     # as of an earlier time only the old vote exists
     signals, _ = decide(votes, pd.Timestamp(old).value, ["lstm", "xgb", "tfm"], {}, CFG)
     assert signals.num_rows == 1 and signals.column("action")[0].as_py() == 0
@@ -203,11 +219,15 @@ def test_consensus_actor_decides_learns_and_restarts(tmp_path: Path) -> None:
     for d in days:  # lstm is always right (up days), tfm always wrong, xgb says hold
         a.submit_votes(votes_table([("AAA", d, "lstm", 1, 0.8), ("AAA", d, "xgb", 0, 0.6), ("AAA", d, "tfm", -1, 0.8)]))
         decided.append(a.decide(d))
-    assert [t.column("action")[0].as_py() for t in decided] == [0] * 6  # a tie: hold
+    assert [t.column("action")[0].as_py() for t in decided] == [0] * 6  # a tie: no decision
+    assert not any(t.column("decided")[0].as_py() for t in decided)
     assert a.decide(days[-1]).equals(decided[-1])  # asked again: the same decision
-    w = a.learn(outcomes([("AAA", d, 0, 0.01) for d in days]))
+    rows = a.learn(outcomes([("AAA", d, 0, 0.01) for d in days]))
+    assert rows.num_rows == 3 * 6  # every voting agent's own outcome
+    w = a.weights()
     assert w["lstm"] > 1.0 > w["tfm"] and w["xgb"] == 1.0
-    assert a.learn(outcomes([("AAA", d, 0, 0.01) for d in days])) == w  # learned once only
+    assert a.learn(outcomes([("AAA", d, 0, 0.01) for d in days])).num_rows == 0  # learned once only
+    assert a.weights() == w
     stats = a.agent_stats()
     assert stats["lstm"]["hits"] == 6 and stats["tfm"]["hit_rate"] == 0.0
     a.close()
@@ -268,3 +288,163 @@ def test_decide_puts_three_action_and_two_action_agents_on_one_scale() -> None:
     raw, _ = decide(votes.set_column(4, "action", pa.array([1, 1, 1, 1], pa.int8())), 1_000, agents, {}, cfg)
     a_raw = raw.filter(pa.compute.equal(raw.column("symbol").cast(pa.string()), "A"))
     assert a_raw.column("action").to_pylist() == [0]  # nobody known to hold: raw 0.5 < 0.55
+
+
+# --------------------------------------------------------------------------- per-agent outcomes, calibration
+
+DAY_NS = 86_400 * 10**9
+
+
+def vote_rows(ts: int, rows: list[tuple[str, str, int, float]], symbol: str = "AAA") -> pa.Table:
+    """VOTES at ``ts`` (ns): (agent, model_version, action, confidence) per row."""
+    return pa.table({
+        "symbol": [symbol] * len(rows),
+        "ts": pa.array([ts] * len(rows), pa.int64()).cast(pa.timestamp("ns", tz="UTC")),
+        "agent": [r[0] for r in rows],
+        "model_version": [r[1] for r in rows],
+        "action": pa.array([r[2] for r in rows], pa.int8()),
+        "confidence": pa.array([r[3] for r in rows], pa.float32()),
+    })
+
+
+def outcome_rows(rows: list[tuple[str, int, float]]) -> pa.Table:
+    """OUTCOMES: (symbol, ts ns, realized return) per row."""
+    return pa.table({
+        "symbol": [r[0] for r in rows],
+        "ts": pa.array([r[1] for r in rows], pa.int64()).cast(pa.timestamp("ns", tz="UTC")),
+        "action": pa.array([0] * len(rows), pa.int8()),
+        "realized_return": [r[2] for r in rows],
+    })
+
+
+def journaled_book(cfg: ConsensusConfig, agents: list[str], cost: float = 0.0) -> tuple[object, list]:
+    from tinywindow.consensus.state import ConsensusBook
+    from tinywindow.core.codec import CODEC
+
+    journal: list = []
+    book = ConsensusBook(cfg, agents, on_commit=lambda b: journal.extend(CODEC.encode_all(b)), cost=cost)
+    return book, journal
+
+
+def replayed(cfg: ConsensusConfig, agents: list[str], journal: list) -> object:
+    import json
+
+    from tinywindow.consensus.state import ConsensusBook
+    from tinywindow.core.codec import CODEC
+
+    book = ConsensusBook(cfg, agents)
+    for kind, payload in journal:
+        book.apply(CODEC.decode(kind, json.loads(json.dumps(payload))))
+    return book
+
+
+def test_each_voting_agent_gets_its_own_outcome_net_of_costs_and_replay_rebuilds_it() -> None:
+    from tinywindow.contracts import AGENT_OUTCOMES
+
+    cfg = ConsensusConfig(threshold=0.5, quorum=1)
+    book, journal = journaled_book(cfg, ["a", "b"], cost=0.001)
+    script = [(1, [("a", "v1", 1, 0.8), ("b", "w7", 0, 0.6)], 0.02),
+              (2, [("a", "v1", 1, 0.8), ("b", "w7", -1, 0.7)], -0.01),
+              (3, [("a", "v2", -1, 0.9), ("b", "w8", -1, 0.7)], 0.03)]
+    for day, rows, _ in script:
+        book.submit_votes(vote_rows(day * DAY_NS, rows))
+        book.decide(day * DAY_NS)
+    first = book.learn(outcome_rows([("AAA", DAY_NS, 0.02), ("AAA", 2 * DAY_NS, -0.01)]))
+    second = book.learn(outcome_rows([("AAA", 3 * DAY_NS, 0.03), ("AAA", DAY_NS, 0.02)]))  # day 1 again: ignored
+    assert first.schema.equals(AGENT_OUTCOMES, check_metadata=False) and (first.num_rows, second.num_rows) == (4, 2)
+    got = {(r["agent"], r["ts"].value // DAY_NS): r for t in (first, second) for r in t.to_pylist()}
+    # reward = action * return - cost * |action - the agent's previous action on the symbol|
+    expected = {("a", 1): 0.02 - 0.001, ("a", 2): -0.01, ("a", 3): -0.03 - 0.002,
+                ("b", 1): 0.0, ("b", 2): 0.01 - 0.001, ("b", 3): -0.03}
+    assert {k: r["reward"] for k, r in got.items()} == pytest.approx(expected)
+    assert got[("a", 3)]["model_version"] == "v2" and got[("b", 1)]["model_version"] == "w7"
+    assert got[("b", 1)]["confidence"] == pytest.approx(0.6) and got[("a", 2)]["realized_return"] == -0.01
+    assert book.last_action == {("a", "AAA"): -1, ("b", "AAA"): -1}
+    assert book.agent_outcome_rows("b").num_rows == 3
+    assert book.agent_outcome_rows(since_ts=3 * DAY_NS).num_rows == 2
+    assert {k for k, _ in journal} >= {"votes", "decided", "learned", "agent_outcomes"}
+    assert replayed(cfg, ["a", "b"], journal).snapshot() == book.snapshot()
+
+
+def test_the_consensus_actor_returns_and_keeps_agent_outcomes(tmp_path: Path) -> None:
+    from actors.consensus import ConsensusActor
+    from tinywindow.config import AgentConfig, Config, CryptoConfig
+    from tinywindow.crypto.keystore import KeyStore
+
+    KeyStore.init(tmp_path / "keys", PASS, scrypt_log2_n=10)
+    cfg = Config(data_dir=str(tmp_path), crypto=CryptoConfig(journal_fsync=False),
+                 agents=AgentConfig(cost=0.002), consensus=ConsensusConfig(threshold=0.5, quorum=1))
+    a = ConsensusActor(cfg, ["x", "y"], passphrase=PASS)
+    a.on_votes(vote_rows(DAY_NS, [("x", "v1", 1, 0.8), ("y", "v3", -1, 0.6)]))
+    rows = a.learn(outcome_rows([("AAA", DAY_NS, 0.01)])).to_pylist()
+    assert {r["agent"]: r["reward"] for r in rows} == pytest.approx({"x": 0.01 - 0.002, "y": -0.01 - 0.002})
+    assert a.checkpoint() > 0  # the rows and each agent's last action go into the checkpoint
+    a.close()
+    b = ConsensusActor(cfg, ["x", "y"], passphrase=PASS)  # restarted: the rows are rebuilt from the journal
+    assert b.recovery()["checkpoint_seq"] > 0
+    assert b.agent_outcomes().to_pylist() == rows and b.agent_outcomes("y").num_rows == 1
+    assert b.book.last_action == {("x", "AAA"): 1, ("y", "AAA"): -1}
+    assert b.agent_outcomes(since_ts=2 * DAY_NS).num_rows == 0
+    b.close()
+
+
+def teach_overconfident(book: object, days: int, hit_every: tuple[int, int] = (11, 20)) -> None:
+    """``over`` votes +1 at 0.9 every day and is right ``hit_every[0]`` days in ``hit_every[1]``
+    (55%); ``steady`` votes +1 at 0.6 and is right as often."""
+    from tinywindow.consensus.state import ConsensusBook
+
+    assert isinstance(book, ConsensusBook)
+    outs = []
+    for d in range(1, days + 1):
+        book.submit_votes(vote_rows(d * DAY_NS, [("over", "v1", 1, 0.9), ("steady", "s1", 1, 0.6)]))
+        book.decide(d * DAY_NS)
+        outs.append(("AAA", d * DAY_NS, 0.01 if d % hit_every[1] < hit_every[0] else -0.01))
+    book.learn(outcome_rows(outs))
+
+
+def test_an_overconfident_agent_is_calibrated_down_and_no_longer_decides_alone() -> None:
+    cfg = ConsensusConfig(threshold=0.6, quorum=1, calibrate_every=50, calibration_min=100, learning_rate=0.05)
+    book, journal = journaled_book(cfg, ["over", "steady"])
+    alone = vote_rows(10_000 * DAY_NS, [("over", "v1", 1, 0.9)], symbol="ZZZ")
+    before = book.preview(alone).to_pylist()[0]
+    assert before["decided"] and before["action"] == 1 and before["confidence"] == pytest.approx(0.9)
+    teach_overconfident(book, 99)
+    assert book.calibration == {}  # 99 outcomes < calibration_min: not calibrated yet
+    teach_more = [(d, 0.01 if d % 20 < 11 else -0.01) for d in range(100, 201)]
+    for d, _ in teach_more:
+        book.submit_votes(vote_rows(d * DAY_NS, [("over", "v1", 1, 0.9), ("steady", "s1", 1, 0.6)]))
+        book.decide(d * DAY_NS)
+    book.learn(outcome_rows([("AAA", d * DAY_NS, r) for d, r in teach_more]))
+    cal = book.calibration["over"]
+    assert float(cal(0.9)) == pytest.approx(0.55, abs=0.02) and cal.samples >= 100
+    after = book.preview(alone).to_pylist()[0]
+    assert not after["decided"] and after["action"] == 0 and "low confidence" in after["reason"]
+    assert after["confidence"] == pytest.approx(0.55, abs=0.02)  # the signal's confidence reflects the map
+    assert "(raw 0.90)" in after["reason"]
+    assert [k for k, _ in journal].count("calibrated") >= 2  # refitted every 50 once 100 exist
+    again = replayed(cfg, ["over", "steady"], journal)
+    assert again.calibration == book.calibration and again.preview(alone).equals(book.preview(alone))
+    from tinywindow.consensus.state import ConsensusBook
+
+    restored = ConsensusBook(cfg, ["over", "steady"])  # a checkpoint (JSON) holds the same state
+    restored.restore(json.loads(json.dumps(book.snapshot())))
+    assert restored.snapshot() == book.snapshot() and restored.preview(alone).equals(book.preview(alone))
+
+
+def test_preview_is_the_function_decide_trades_with() -> None:
+    """After learning (non-default weights and calibration) the same votes give the same
+    SIGNALS through ``preview`` (serving) and ``decide`` (trading)."""
+    cfg = ConsensusConfig(threshold=0.5, quorum=1, calibrate_every=20, calibration_min=40, learning_rate=0.3)
+    book, _ = journaled_book(cfg, ["over", "steady"])
+    teach_overconfident(book, 80)
+    assert book.calibration and book.weights != {"over": 1.0, "steady": 1.0}
+    at = 1_000 * DAY_NS
+    votes = pa.concat_tables([vote_rows(at, [("over", "v1", 1, 0.9), ("steady", "s1", -1, 0.7)], symbol="ZZZ"),
+                              vote_rows(at, [("over", "v1", -1, 0.8), ("steady", "s1", 0, 0.9)], symbol="YYY")])
+    served = book.preview(votes)
+    assert book.decisions.get(("ZZZ", at)) is None  # previews record nothing
+    book.submit_votes(votes)
+    traded = book.decide(at)
+    traded = traded.filter(pa.compute.is_in(traded.column("symbol").cast(pa.string()), pa.array(["YYY", "ZZZ"])))
+    assert served.to_pylist() == traded.to_pylist()
+    assert served.schema.equals(traded.schema, check_metadata=False)

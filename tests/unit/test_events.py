@@ -16,7 +16,13 @@ import pytest
 from actors.consensus import ConsensusActor
 from actors.portfolio import PortfolioActor
 from tests.fixtures.make_v1_journals import PASSPHRASE, fixture_cfg
-from tinywindow.consensus.events import ConsensusDecided, VotesRecorded, WeightsLearned
+from tinywindow.consensus.events import (
+    AgentOutcomesScored,
+    CalibrationFitted,
+    ConsensusDecided,
+    VotesRecorded,
+    WeightsLearned,
+)
 from tinywindow.consensus.state import ConsensusBook
 from tinywindow.core.codec import CODEC, VERSION_KEY, EventCodec
 from tinywindow.core.events import Event
@@ -57,11 +63,17 @@ SAMPLES: list[Event] = [
     StateChanged(7, TradingState.ACTIVE, TradingState.HALTED, "operator halt"),
     StateChanged(8, TradingState.HALTED, TradingState.ACTIVE, "operator resume", D("1000123.5")),
     VotesRecorded((("AAA", 5, "oracle", "v1", 1, 0.800000011920929), ("AAA", 5, "noise", "v1", 0, 0.6))),
-    ConsensusDecided(5, (("AAA", 1, 0.6, 0.7, 3, "BUY ..."),), (("AAA", "oracle", 1, 0.8), ("AAA", "noise", 0, 0.6))),
+    ConsensusDecided(5, (("AAA", 1, 0.6, 0.7, 3, "LONG ...", True), ("BBB", 0, 0.2, 0.4, 3, "NO DECISION ...", False)),
+                     (("AAA", "oracle", 1, 0.8, "v1"), ("AAA", "noise", 0, 0.6, "v2"))),
     WeightsLearned((("noise", 0.9), ("oracle", 1.2)), (("noise", 1, 0), ("oracle", 3, 2)), (("AAA", 5),)),
+    AgentOutcomesScored((("AAA", 5, "oracle", "v1", 1, 0.800000011920929, 0.0123, 0.0118),
+                         ("AAA", 5, "noise", "v2", 0, 0.6, 0.0123, 0.0))),
+    CalibrationFitted("oracle", (0.55, 0.9), (0.5, 0.55), 120),
 ]
-KINDS = {"decision", "order", "fill", "expire", "risk", "outcome", "bar", "vol_fit", "state",
-         "votes", "decided", "learned"}
+V1_KINDS = {"decision", "order", "fill", "expire", "risk", "outcome", "bar", "vol_fit", "state",
+            "votes", "decided", "learned"}
+KINDS = V1_KINDS | {"agent_outcomes", "calibrated"}
+LATER_VERSIONS = {"decided": 2}  # kinds whose payload spelling changed since v1
 
 
 def _json(x: Any) -> Any:
@@ -77,7 +89,7 @@ def test_every_kind_the_engine_and_consensus_journal_has_one_registered_type() -
 def test_every_event_round_trips_through_the_codec_and_json(event: Event) -> None:
     kind, payload = CODEC.encode(event)
     assert kind == event.KIND
-    assert VERSION_KEY not in payload  # version 1 is written without the key
+    assert payload.get(VERSION_KEY, 1) == LATER_VERSIONS.get(kind, 1)  # version 1 is written without the key
     back = CODEC.decode(kind, _json(payload))  # what a journal hands back
     assert back == event and type(back) is type(event)
     assert CODEC.encode(back) == (kind, payload)
@@ -96,6 +108,31 @@ def test_codec_versions_are_checked() -> None:
     later.register(DecisionMade, *_entry(DecisionMade))
     k2, p2 = later.encode(SAMPLES[0])
     assert p2[VERSION_KEY] == 2 and later.decode(k2, p2) == SAMPLES[0] == later.decode(kind, payload)
+
+
+def test_a_v1_decided_payload_still_decodes() -> None:
+    """v1 rows had no ``decided`` flag nor model versions: a direction or a flat ("hold")
+    majority was a decision, every other hold a fallback; the version is "unknown"."""
+    v1 = {"at": 5, "signals": [["AAA", 1, 0.6, 0.7, 3, "BUY ..."],
+                               ["BBB", 0, 0.6, 0.7, 3, "HOLD (hold majority; majority HOLD); ..."],
+                               ["CCC", 0, 0.3, 0.4, 3, "HOLD (low confidence; majority BUY); ..."]],
+          "used": [["AAA", "oracle", 1, 0.8]]}
+    e = CODEC.decode("decided", v1)
+    assert isinstance(e, ConsensusDecided)
+    assert [s[6] for s in e.signals] == [True, True, False]
+    assert e.used == (("AAA", "oracle", 1, 0.8, "unknown"),)
+    with pytest.raises(IntegrityError, match="codec version"):
+        CODEC.decode("decided", {**v1, VERSION_KEY: 3})
+
+
+def _v1_view(state: dict[str, Any]) -> dict[str, Any]:
+    """A consensus snapshot as v1 spelled it: without the state added since (per-agent
+    outcomes, calibration) and without the ``decided`` flag and model versions of decisions."""
+    v1 = {k: v for k, v in state.items()
+          if k not in ("calibration", "last_action", "agent_outcomes", "cal_samples", "cal_pending")}
+    v1["decisions"] = [[s, ts, {**d, "signal": d["signal"][:6], "used": [u[:3] for u in d["used"]]}]
+                       for s, ts, d in state["decisions"]]
+    return v1
 
 
 def _entry(cls: type[Event]) -> tuple[Any, Any]:
@@ -151,7 +188,7 @@ def v1(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
 def test_v1_fixture_covers_every_kind(v1: tuple[Path, dict[str, Any]]) -> None:
     _, expected = v1
     assert expected["codec_version"] == 1
-    assert set(expected["kinds"]["portfolio"]) | set(expected["kinds"]["consensus"]) == KINDS
+    assert set(expected["kinds"]["portfolio"]) | set(expected["kinds"]["consensus"]) == V1_KINDS
 
 
 def test_v1_journals_verify_and_replay_from_scratch_to_the_recorded_state(v1: tuple[Path, dict[str, Any]]) -> None:
@@ -167,7 +204,13 @@ def test_v1_journals_verify_and_replay_from_scratch_to_the_recorded_state(v1: tu
                 if rec.kind != "key" and rec.seq > 0:
                     target.apply(CODEC.decode(rec.kind, rec.payload))
     assert _json(engine.snapshot()) == expected["engine_state"]
-    assert _json(book.snapshot()) == expected["consensus_state"]
+    state = _json(book.snapshot())
+    assert _v1_view(state) == expected["consensus_state"]
+    assert state["agent_outcomes"] == [] and state["calibration"] == {}  # nothing of the kind in v1
+    decisions = {(s, ts): d for s, ts, d in state["decisions"]}
+    for s, ts, d in expected["consensus_state"]["decisions"]:  # the v1 reasons say what was decided
+        assert decisions[(s, ts)]["signal"][6] == (d["signal"][1] != 0 or "(hold majority" in d["signal"][5])
+        assert {u[3] for u in decisions[(s, ts)]["used"]} <= {"unknown"}
     assert book.weights == expected["consensus_weights"]
 
 
@@ -183,7 +226,7 @@ def test_v1_journals_start_the_actors_through_checkpoint_and_replay(v1: tuple[Pa
         assert portfolio.snapshot() == expected["portfolio_snapshot"]
         assert _json(portfolio.engine.snapshot()) == expected["engine_state"]
         assert consensus.weights() == expected["consensus_weights"]
-        assert _json(consensus.book.snapshot()) == expected["consensus_state"]
+        assert _v1_view(_json(consensus.book.snapshot())) == expected["consensus_state"]
         assert portfolio.verify_journal()["ok"]
     finally:
         portfolio.close()

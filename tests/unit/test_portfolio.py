@@ -209,7 +209,8 @@ def bars_table(ts_day: int, prices: dict[str, tuple[float, float]]) -> pa.Table:
     })
 
 
-def signals_table(ts_day: int, actions: dict[str, int], conf: float = 0.9) -> pa.Table:
+def signals_table(ts_day: int, actions: dict[str, int | None], conf: float = 0.9) -> pa.Table:
+    """SIGNALS at day ``ts_day``; an action of None is a no-decision."""
     import pandas as pd
     import pyarrow as pa
 
@@ -217,7 +218,8 @@ def signals_table(ts_day: int, actions: dict[str, int], conf: float = 0.9) -> pa
     syms = sorted(actions)
     return pa.table({
         "symbol": syms, "ts": pa.array([ts] * len(syms), pa.timestamp("ns", tz="UTC")),
-        "action": pa.array([actions[s] for s in syms], pa.int8()),
+        "action": pa.array([actions[s] or 0 for s in syms], pa.int8()),
+        "decided": pa.array([actions[s] is not None for s in syms], pa.bool_()),
         "confidence": pa.array([conf] * len(syms), pa.float32()),
         "agreement": pa.array([1.0] * len(syms), pa.float32()),
         "votes": pa.array([3] * len(syms), pa.int16()), "reason": ["test"] * len(syms),
@@ -355,3 +357,120 @@ def test_portfolio_config_has_no_dead_mode() -> None:
 
     with pytest.raises((ConfigError, ValueError)):
         PortfolioConfig(mode="live")  # type: ignore[call-arg]
+
+
+# --------------------------------------------------------------------------- one meaning per action
+
+
+DAY = 86_400 * 10**9
+
+
+def _engine(no_decision: str = "flat", **risk: object) -> tuple[object, list[int]]:
+    """A TradingEngine warmed up on 6 bars of one symbol (EWMA volatility known)."""
+    from tinywindow.execution.config import PortfolioConfig
+    from tinywindow.execution.engine import BarRow, TradingEngine
+    from tinywindow.risk.config import RiskConfig
+
+    cfg = RiskConfig(vol_model="ewma", min_vol_obs=2, **risk)  # type: ignore[arg-type]
+    eng = TradingEngine(cfg, PortfolioConfig(no_decision=no_decision))  # type: ignore[arg-type]
+    days = list(range(1, 7))
+    for d in days:
+        px = 100.0 + (d % 3)
+        eng.on_bars([BarRow("A", d * DAY, px * 0.999, px)])
+    return eng, days
+
+
+def _step(eng: object, day: int, action: int, decided: bool = True) -> list[object]:
+    from tinywindow.execution.engine import BarRow, SignalRow, TradingEngine
+
+    assert isinstance(eng, TradingEngine)
+    eng.on_bars([BarRow("A", day * DAY, 101.0, 101.0)])  # fills what the day before sent
+    return eng.apply_signals([SignalRow("A", day * DAY, action, 0.9, "test", decided)])
+
+
+def _qty(eng: object) -> Decimal:
+    from tinywindow.execution.engine import TradingEngine
+
+    assert isinstance(eng, TradingEngine)
+    return eng.portfolio.qty("A")
+
+
+def test_a_decided_flat_closes_the_position_and_a_short_goes_short() -> None:
+    """Action is a target exposure: +1 long, 0 flat (close), -1 short, sized alike."""
+    from tinywindow.execution.events import OrderSubmitted
+
+    eng, _ = _engine()
+    _step(eng, 7, 1)
+    _step(eng, 8, 1)  # the long fills at day 8's open; +1 again: no new order
+    long_qty = _qty(eng)
+    assert long_qty > 0
+    flat = [e for e in _step(eng, 9, 0) if isinstance(e, OrderSubmitted)]
+    assert len(flat) == 1 and flat[0].order.signed_qty == -long_qty and flat[0].order.reason.startswith("signal +0")
+    _step(eng, 10, -1)
+    assert _qty(eng) == 0  # closed at day 10's open
+    _step(eng, 11, -1)
+    assert float(-_qty(eng)) == pytest.approx(float(long_qty), rel=0.1)  # short, volatility-targeted like the long
+
+
+@pytest.mark.parametrize("mode", ["flat", "keep"])
+def test_what_a_no_decision_does_is_configuration(mode: str) -> None:
+    from tinywindow.execution.events import OrderSubmitted
+
+    eng, _ = _engine(no_decision=mode)
+    _step(eng, 7, 1)
+    _step(eng, 8, 1)
+    held = _qty(eng)
+    orders = [e for e in _step(eng, 9, 0, decided=False) if isinstance(e, OrderSubmitted)]
+    _step(eng, 10, 0, decided=False)
+    if mode == "flat":  # the default: a position is held only while the consensus affirms it
+        assert orders[0].order.reason.startswith("no decision -> flat") and _qty(eng) == 0
+    else:
+        assert orders == [] and _qty(eng) == held
+
+
+def test_a_no_decision_with_a_direction_is_refused() -> None:
+    eng, _ = _engine()
+    with pytest.raises(ValueError, match="no-decision"):
+        _step(eng, 7, 1, decided=False)
+
+
+def test_long_only_clips_a_short_target_to_flat_with_a_risk_event() -> None:
+    from tinywindow.execution.engine import TradingEngine
+    from tinywindow.execution.events import OrderSubmitted
+    from tinywindow.risk.events import RiskDenied
+
+    eng, _ = _engine(allow_short=False)
+    assert isinstance(eng, TradingEngine)
+    _step(eng, 7, 1)
+    _step(eng, 8, 1)
+    assert _qty(eng) > 0
+    events = _step(eng, 9, -1)
+    orders = [e for e in events if isinstance(e, OrderSubmitted)]
+    denied = [e for e in events if isinstance(e, RiskDenied)]
+    assert [d.reason for d in denied] == ["NO_SHORT"] and denied[0].action == "clipped"
+    assert orders[0].order.signed_qty == -_qty(eng) and "short clipped to flat" in orders[0].order.reason
+    _step(eng, 10, -1)
+    assert _qty(eng) == 0  # flat, never short
+    assert not [e for e in _step(eng, 11, -1) if isinstance(e, OrderSubmitted)]
+    # an explicit short target (a strategy sizing itself) meets the same rule in check_order
+    events = eng.rebalance({"A": -5}, 12 * DAY)
+    assert [e.reason for e in events if isinstance(e, RiskDenied)] == ["NO_SHORT"]
+    assert not [e for e in events if isinstance(e, OrderSubmitted)]
+
+
+def test_portfolio_actor_trades_the_decided_column(tmp_path: Path) -> None:
+    from actors.portfolio import PortfolioActor
+    from tinywindow.crypto.keystore import KeyStore
+
+    KeyStore.init(tmp_path / "keys", PASS, scrypt_log2_n=10)
+    a = PortfolioActor(actor_cfg(tmp_path), passphrase=PASS)
+    try:
+        for d in range(4):  # warm up the volatility estimate, flat
+            a.apply_signals(signals_table(d, {"AAA": 0}), bars_table(d, {"AAA": (100.0 + d, 100.1 + d)}))
+        assert a.apply_signals(signals_table(4, {"AAA": 1}), bars_table(4, {"AAA": (104.0, 104.1)})).num_rows == 1
+        a.on_bars(bars_table(5, {"AAA": (104.3, 104.2)}))
+        assert D(a.snapshot()["positions"]["AAA"]["qty"]) > 0
+        orders = a.apply_signals(signals_table(6, {"AAA": None}), bars_table(6, {"AAA": (104.5, 104.4)}))
+        assert orders.column("side").to_pylist() == [-1]  # no decision: flat (the default)
+    finally:
+        a.close()

@@ -163,7 +163,9 @@ def test_vol_targeting_sizes_inverse_to_volatility_with_caps() -> None:
     w = target_weights(np.array([1, -1, 1, 0, 1]), np.array([0.5, 0.2, 0.01, 0.3, np.nan]), cfg)
     assert w[0] == pytest.approx(0.2) and w[1] == pytest.approx(-0.2)  # 0.1/0.5, capped 0.2
     assert w[2] == pytest.approx(0.2)  # 10.0 capped by max_position
-    assert np.isnan(w[3]) and np.isnan(w[4])  # hold, unknown vol: no new target
+    assert w[3] == 0.0 and np.isnan(w[4])  # flat is weight 0 (whatever the vol); unknown vol: no new target
+    flat_no_vol = target_weights(np.array([0, -1]), np.array([np.nan, 0.5]), cfg.model_copy(update={"allow_short": False}))
+    assert flat_no_vol.tolist() == [0.0, 0.0]  # long-only: a short is flat
     w = target_weights(np.array([1]), np.array([0.8]), cfg)
     assert w[0] == pytest.approx(0.125)
     assert target_quantity(0.125, 1_000_000, 33.0, 1.0) == 3787.0
@@ -331,3 +333,27 @@ def test_halted_never_emits_an_order(seq: list, halt_at: int) -> None:
         if t >= halt_at:
             assert [k for k, _ in CODEC.encode_all(events) if k in ("order", "fill")] == []
             assert engine.state == TradingState.HALTED
+
+
+@settings(max_examples=40, deadline=None)
+@given(steps, st.lists(st.booleans(), min_size=8, max_size=8))
+def test_long_only_never_goes_short_whatever_the_signals_or_targets(seq: list, decided: list[bool]) -> None:
+    """With ``risk.allow_short`` off no position nor open order ever takes a symbol short,
+    through signals (decided or not) and explicit targets alike; every cut says NO_SHORT
+    or another known reason."""
+    engine = TradingEngine(PROP_RISK.model_copy(update={"allow_short": False}), PCFG)
+    prices = np.array([100.0, 50.0, 20.0, 200.0])
+    for t, (moves, actions, confs, gap, targets) in enumerate(seq):
+        open_ = prices * math.exp(gap)
+        prices = prices * np.exp(moves)
+        ts = (t + 1) * DAY
+        engine.on_bars([BarRow(s, ts, float(o), float(c)) for s, o, c in zip(SYMS, open_, prices, strict=True)])
+        if targets is None:
+            flags = decided[t % len(decided)]
+            engine.apply_signals([SignalRow(s, ts, a if flags else 0, c, "", flags)
+                                  for s, a, c in zip(SYMS, actions, confs, strict=True)])
+        else:
+            engine.rebalance(dict(zip(SYMS, targets, strict=True)), ts)
+        assert all(engine.exposure(s) >= 0 for s in SYMS)
+        assert all(engine.portfolio.qty(s) >= 0 for s in SYMS)
+    assert all(e.reason in Reason.__members__ for e in engine.risk_events)

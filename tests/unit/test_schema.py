@@ -147,3 +147,26 @@ def test_features_schema_and_inf() -> None:
 def test_non_table_rejected() -> None:
     with pytest.raises(SchemaError, match="pyarrow Table"):
         validate(pd.DataFrame(), BARS)  # type: ignore[arg-type]
+
+
+def test_signals_say_whether_they_are_a_decision_and_a_no_decision_never_moves() -> None:
+    from tinywindow.contracts import AGENT_OUTCOMES, SIGNALS
+
+    assert SIGNALS.field("decided").type == pa.bool_() and not SIGNALS.field("decided").nullable
+    assert "model_version" in AGENT_OUTCOMES.names and "reward" in AGENT_OUTCOMES.names
+
+    def signals(action: list[int], decided: list[bool]) -> pa.Table:
+        n = len(action)
+        return pa.table({
+            "symbol": ["A"] * n, "ts": pa.array(range(1, n + 1), pa.int64()).cast(pa.timestamp("ns", tz="UTC")),
+            "action": pa.array(action, pa.int8()), "decided": pa.array(decided, pa.bool_()),
+            "confidence": pa.array([0.6] * n, pa.float32()), "agreement": pa.array([1.0] * n, pa.float32()),
+            "votes": pa.array([2] * n, pa.int16()), "reason": ["r"] * n,
+        })
+
+    assert validate(signals([1, 0, 0, -1], [True, True, False, True]), SIGNALS).num_rows == 4
+    with pytest.raises(DataError, match="no decision with a non-zero action") as exc:
+        validate(signals([0, 1], [True, False]), SIGNALS)
+    assert exc.value.row == 1 and exc.value.column == "action"
+    with pytest.raises(SchemaError, match="decided"):
+        validate(signals([1], [True]).drop_columns(["decided"]), SIGNALS)

@@ -1,8 +1,14 @@
 """Consensus: several agents' votes -> one signal per symbol, and learning whom to trust.
 
+Votes and decisions are target exposures (-1 short, 0 flat, +1 long); a decision is either
+a target or an explicit no-decision with its reason (SIGNALS ``decided``).
+
 * ``voting``: ``decide``, ``combine``, ``update_weights``, ``signals_table`` (pure functions)
-* ``state``: ``ConsensusBook``, the event-sourced state a ConsensusActor keeps
-* ``events``: ``VotesRecorded``, ``ConsensusDecided``, ``WeightsLearned``
+* ``calibration``: ``Calibration``, ``fit_calibration`` (per-agent isotonic maps)
+* ``state``: ``ConsensusBook``, the event-sourced state a ConsensusActor keeps (``preview``
+  is the one decision function the trading path and the serving gateway share)
+* ``events``: ``VotesRecorded``, ``ConsensusDecided``, ``WeightsLearned``,
+  ``AgentOutcomesScored``, ``CalibrationFitted``
 * ``config``: ``ConsensusConfig``
 """
 
@@ -13,13 +19,19 @@ from typing import TYPE_CHECKING
 from tinywindow.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from tinywindow.consensus.calibration import Calibration, fit_calibration
     from tinywindow.consensus.config import ConsensusConfig
     from tinywindow.consensus.state import ConsensusBook
     from tinywindow.consensus.voting import Code, combine, decide, signals_table, update_weights
 
-__all__ = ["Code", "ConsensusBook", "ConsensusConfig", "combine", "decide", "signals_table", "update_weights"]
+__all__ = [
+    "Calibration", "Code", "ConsensusBook", "ConsensusConfig", "combine", "decide", "fit_calibration",
+    "signals_table", "update_weights",
+]
 
 _EXPORTS = {
+    "Calibration": "tinywindow.consensus.calibration",
+    "fit_calibration": "tinywindow.consensus.calibration",
     "Code": "tinywindow.consensus.voting",
     "ConsensusBook": "tinywindow.consensus.state",
     "ConsensusConfig": "tinywindow.consensus.config",

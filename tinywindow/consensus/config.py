@@ -1,4 +1,6 @@
-"""Configuration of the consensus: quorum, thresholds, staleness and weight learning.
+"""Configuration of the consensus: quorum, thresholds, staleness, weight learning and the
+per-agent calibration maps (refit every ``calibrate_every`` scored outcomes of an agent once it
+has ``calibration_min``, on its last ``calibration_window``).
 
 Defined beside the package that uses it and composed into the root ``tinywindow.config.Config``."""
 
@@ -17,11 +19,16 @@ class ConsensusConfig(Section):
     min_weight: float = Field(default=0.1, gt=0, le=1e6)
     max_weight: float = Field(default=10.0, gt=0, le=1e6)
     learning_rate: float = Field(default=0.1, gt=0, le=1.0)
-    decisions_kept: int = Field(default=100_000, ge=1, le=100_000_000)  # decisions remembered for learning
+    decisions_kept: int = Field(default=100_000, ge=1, le=100_000_000)  # decisions (and agent outcomes) remembered
+    calibrate_every: int = Field(default=50, ge=1, le=10_000_000)  # an agent's new scored outcomes between refits
+    calibration_min: int = Field(default=100, ge=2, le=10_000_000)  # scored outcomes before an agent is calibrated
+    calibration_window: int = Field(default=2_000, ge=2, le=10_000_000)  # an agent's latest outcomes a fit uses
     checkpoint_every: int = Field(default=200, ge=1, le=10_000_000)  # journal records between checkpoints
     num_cpus: float = Field(default=0.05, ge=0.0, le=1024)
 
     @model_validator(mode="after")
     def _ordered(self) -> ConsensusConfig:
         require_ordered("consensus", ("min_weight", self.min_weight), ("max_weight", self.max_weight))
+        require_ordered("consensus", ("calibration_min", self.calibration_min),
+                        ("calibration_window", self.calibration_window))
         return self

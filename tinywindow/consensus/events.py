@@ -1,15 +1,23 @@
-"""The consensus book's events, and their journal spelling (codec version 1).
+"""The consensus book's events, and their journal spelling.
 
-====================  ============  ==================================================
-event                 journal kind  what happened
-====================  ============  ==================================================
-``VotesRecorded``     ``votes``     a VOTES batch joined the per-(symbol, agent) buffer
-``ConsensusDecided``  ``decided``   SIGNALS at one time, and the votes that decided them
-``WeightsLearned``    ``learned``   outcomes scored the agents: new weights and stats
-====================  ============  ==================================================
+======================  ==================  ==============================================
+event                   journal kind        what happened
+======================  ==================  ==============================================
+``VotesRecorded``       ``votes``           a VOTES batch joined the per-(symbol, agent)
+                                            buffer
+``ConsensusDecided``    ``decided`` (v2)    SIGNALS at one time, and the votes (with their
+                                            model versions) that decided them
+``WeightsLearned``      ``learned``         outcomes scored the agents: new weights, stats
+``AgentOutcomesScored`` ``agent_outcomes``  each voting agent's own outcome (AGENT_OUTCOMES
+                                            rows: its action, the return, its reward)
+``CalibrationFitted``   ``calibrated``      an agent's calibration map refitted: its points
+======================  ==================  ==============================================
 
-The payloads are spelled as the consensus journaled them before the typed events existed
-(rows as JSON arrays), so those journals replay unchanged.
+Codec versions: ``decided`` is at version 2 (each signal carries ``decided``, each used vote
+its ``model_version``); its v1 payloads (rows of six and four) still decode: a v1 signal
+was a decision when its action was non-zero or its majority was flat ("hold majority"),
+and a v1 vote's model version is ``"unknown"``.  Every other payload is spelled as the
+consensus journaled it before the typed events existed (rows as JSON arrays, version 1).
 """
 
 from __future__ import annotations
@@ -21,11 +29,18 @@ from typing import Any, ClassVar, TypeAlias
 from tinywindow.core.codec import CODEC
 from tinywindow.core.events import Event
 
-__all__ = ["ConsensusDecided", "SignalRecord", "UsedVote", "VoteRecord", "VotesRecorded", "WeightsLearned"]
+__all__ = [
+    "AgentOutcomeRecord", "AgentOutcomesScored", "CalibrationFitted", "ConsensusDecided", "SignalRecord", "UsedVote",
+    "VoteRecord", "VotesRecorded", "WeightsLearned",
+]
 
 VoteRecord: TypeAlias = tuple[str, int, str, str, int, float]  # symbol, ts, agent, model_version, action, confidence
-SignalRecord: TypeAlias = tuple[str, int, float, float, int, str]  # symbol, action, confidence, agreement, votes, reason
-UsedVote: TypeAlias = tuple[str, str, int, float]  # symbol, agent, action, raw confidence
+# symbol, action, confidence, agreement, votes, reason, decided
+SignalRecord: TypeAlias = tuple[str, int, float, float, int, str, bool]
+UsedVote: TypeAlias = tuple[str, str, int, float, str]  # symbol, agent, action, raw confidence, model_version
+# symbol, ts, agent, model_version, action, confidence, realized_return, reward (an AGENT_OUTCOMES row)
+AgentOutcomeRecord: TypeAlias = tuple[str, int, str, str, int, float, float, float]
+UNKNOWN_VERSION = "unknown"  # the model version of a vote journaled before versions were kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +70,29 @@ class WeightsLearned(Event):
     keys: tuple[tuple[str, int], ...]  # (symbol, ts) of the decisions scored
 
 
-# --------------------------------------------------------------------------- codec, v1
+@dataclass(frozen=True, slots=True)
+class AgentOutcomesScored(Event):
+    """Each voting agent's own outcome on decisions whose return is known, in time order:
+    ``reward`` = action x realized_return - cost x |action - the agent's previous action on
+    the symbol|.  Applying it moves each agent's previous action and its calibration sample."""
+
+    KIND: ClassVar[str] = "agent_outcomes"
+    rows: tuple[AgentOutcomeRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationFitted(Event):
+    """``agent``'s calibration map: raw directional probability ``x`` -> hit rate ``y``
+    (isotonic fit on ``samples`` outcomes; interpolated, clipped at the ends)."""
+
+    KIND: ClassVar[str] = "calibrated"
+    agent: str
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    samples: int
+
+
+# --------------------------------------------------------------------------- codec
 
 
 def _enc_votes(e: VotesRecorded) -> dict[str, Any]:
@@ -72,12 +109,25 @@ def _enc_decided(e: ConsensusDecided) -> dict[str, Any]:
     return {"at": e.at, "signals": [list(s) for s in e.signals], "used": [list(u) for u in e.used]}
 
 
+def v1_decided(action: int, reason: str) -> bool:
+    """Whether a v1 signal (no ``decided`` field) was a decision in today's meaning: a
+    direction, or a flat majority (v1 wrote it "HOLD (hold majority; ...)")."""
+    return action != 0 or reason.startswith("HOLD (hold majority")
+
+
 def _dec_decided(p: Mapping[str, Any], version: int) -> ConsensusDecided:
-    return ConsensusDecided(
-        int(p["at"]),
-        tuple((str(s), int(a), float(c), float(g), int(n), str(r)) for s, a, c, g, n, r in p["signals"]),
-        tuple((str(s), str(a), int(act), float(c)) for s, a, act, c in p["used"]),
-    )
+    if version == 1:
+        signals = tuple(
+            (str(s), int(a), float(c), float(g), int(n), str(r), v1_decided(int(a), str(r)))
+            for s, a, c, g, n, r in p["signals"]
+        )
+        used = tuple((str(s), str(a), int(act), float(c), UNKNOWN_VERSION) for s, a, act, c in p["used"])
+    else:
+        signals = tuple(
+            (str(s), int(a), float(c), float(g), int(n), str(r), bool(d)) for s, a, c, g, n, r, d in p["signals"]
+        )
+        used = tuple((str(s), str(a), int(act), float(c), str(v)) for s, a, act, c, v in p["used"])
+    return ConsensusDecided(int(p["at"]), signals, used)
 
 
 def _enc_learned(e: WeightsLearned) -> dict[str, Any]:
@@ -96,6 +146,29 @@ def _dec_learned(p: Mapping[str, Any], version: int) -> WeightsLearned:
     )
 
 
+def _enc_agent_outcomes(e: AgentOutcomesScored) -> dict[str, Any]:
+    return {"rows": [list(r) for r in e.rows]}
+
+
+def _dec_agent_outcomes(p: Mapping[str, Any], version: int) -> AgentOutcomesScored:
+    return AgentOutcomesScored(tuple(
+        (str(s), int(ts), str(a), str(v), int(act), float(c), float(ret), float(rew))
+        for s, ts, a, v, act, c, ret, rew in p["rows"]
+    ))
+
+
+def _enc_calibrated(e: CalibrationFitted) -> dict[str, Any]:
+    return {"agent": e.agent, "x": list(e.x), "y": list(e.y), "samples": e.samples}
+
+
+def _dec_calibrated(p: Mapping[str, Any], version: int) -> CalibrationFitted:
+    return CalibrationFitted(
+        str(p["agent"]), tuple(float(v) for v in p["x"]), tuple(float(v) for v in p["y"]), int(p["samples"])
+    )
+
+
 CODEC.register(VotesRecorded, _enc_votes, _dec_votes)
-CODEC.register(ConsensusDecided, _enc_decided, _dec_decided)
+CODEC.register(ConsensusDecided, _enc_decided, _dec_decided, version=2)
 CODEC.register(WeightsLearned, _enc_learned, _dec_learned)
+CODEC.register(AgentOutcomesScored, _enc_agent_outcomes, _dec_agent_outcomes)
+CODEC.register(CalibrationFitted, _enc_calibrated, _dec_calibrated)

@@ -1,23 +1,34 @@
-"""The consensus state a ConsensusActor keeps: votes, decisions, adaptive weights.
+"""The consensus state a ConsensusActor keeps: votes, decisions, adaptive weights, each
+agent's own outcomes and calibration map.
 
 Event-sourced on the same base as the trading engine (``EventSourced``): ``apply(event)`` is
 the only mutation, live calls record typed events (``VotesRecorded``, ``ConsensusDecided``,
-``WeightsLearned``) and commit them to ``on_commit`` (the actor journals them), and start-up
-is snapshot + replay.
+``WeightsLearned``, ``AgentOutcomesScored``, ``CalibrationFitted``) and commit them to
+``on_commit`` (the actor journals them), and start-up is snapshot + replay.
 
 * ``submit_votes``: VOTES rows join a per-(symbol, agent) buffer.
+* ``preview(votes)``: SIGNALS from given votes with the current weights and calibration,
+  recording nothing (what the serving gateway answers).  ``decide`` goes through the same
+  function (``_signals``), so the served signal is the traded signal.
 * ``decide(at)``: one decision per (symbol, at) from each agent's latest vote at or before
   ``at`` (``consensus.decide``); asking again for the same ``at`` returns the recorded
-  decision, so a retried call is idempotent.  The votes that decided are remembered.
-* ``learn(outcomes)``: OUTCOMES for remembered decisions score the agents who voted
-  (``consensus.update_weights``) in time order; an outcome seen before is ignored.  The
-  last ``decisions_kept`` decisions are remembered.
+  decision, so a retried call is idempotent.  The votes that decided (with their model
+  versions) are remembered.
+* ``learn(outcomes)``: OUTCOMES for remembered decisions, in time order, (1) score the
+  agents who voted (``consensus.update_weights``, multiplicative Brier weights), (2) give
+  each of them its own AGENT_OUTCOMES row, reward = action x return - cost x |action -
+  its previous action on the symbol| (``cost`` per unit of exposure changed; each agent's
+  previous action per symbol is state), and (3) refit an agent's calibration map every
+  ``calibrate_every`` of its scored (directional, non-zero return) outcomes once it has
+  ``calibration_min`` (isotonic, on its last ``calibration_window``; the fitted points are
+  journaled, so replay is exact).  An outcome seen before is ignored.  The last
+  ``decisions_kept`` decisions and agent outcomes are remembered.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,10 +36,25 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from tinywindow.consensus.calibration import Calibration, fit_calibration
 from tinywindow.consensus.config import ConsensusConfig
-from tinywindow.consensus.events import ConsensusDecided, VotesRecorded, WeightsLearned
-from tinywindow.consensus.voting import decide, signals_table, update_weights
-from tinywindow.contracts import OUTCOMES, VOTES, validate
+from tinywindow.consensus.events import (
+    UNKNOWN_VERSION,
+    AgentOutcomeRecord,
+    AgentOutcomesScored,
+    CalibrationFitted,
+    ConsensusDecided,
+    VotesRecorded,
+    WeightsLearned,
+    v1_decided,
+)
+from tinywindow.consensus.voting import (
+    decide,
+    directional_probability,
+    signals_table,
+    update_weights,
+)
+from tinywindow.contracts import AGENT_OUTCOMES, OUTCOMES, SIGNALS, VOTES, validate
 from tinywindow.durability.eventsourced import CommitHook, EventSourced, applies
 
 __all__ = ["ConsensusBook"]
@@ -39,19 +65,38 @@ VoteRow = tuple[int, str, int, float]  # ts, model_version, action, confidence
 class ConsensusBook(EventSourced):
     """Votes, decisions and per-agent weights of one consensus (see the module docstring)."""
 
-    def __init__(self, cfg: ConsensusConfig, agents: Sequence[str], on_commit: CommitHook | None = None) -> None:
+    def __init__(
+        self,
+        cfg: ConsensusConfig,
+        agents: Sequence[str],
+        on_commit: CommitHook | None = None,
+        cost: float = 0.0,
+    ) -> None:
         if not agents or len(set(agents)) != len(agents):
             raise ValueError("consensus needs a non-empty list of distinct agent names")
+        if not 0.0 <= cost < float("inf"):
+            raise ValueError(f"cost per unit of exposure changed must be >= 0, got {cost}")
         super().__init__(on_commit)
         self.cfg = cfg
+        self.cost = float(cost)  # per unit of exposure changed, in agent rewards (agents.cost)
         self.agents = list(agents)
         self.weights: dict[str, float] = {a: 1.0 for a in self.agents}
         self.stats: dict[str, dict[str, float]] = {a: {"scored": 0, "hits": 0} for a in self.agents}
-        self.holders: set[str] = set()  # agents seen voting hold: they choose among 3 actions
+        self.holders: set[str] = set()  # agents seen voting flat: they choose among 3 actions
         self.votes: dict[tuple[str, str], list[VoteRow]] = {}
-        # (symbol, ts) -> {"signal": [SIGNALS row values], "used": [[agent, action, conf]...],
+        # (symbol, ts) -> {"signal": [symbol, action, conf, agreement, votes, reason, decided],
+        #                  "used": [[agent, action, conf, model_version]...],
         #                  "learned": True once its outcome scored the agents}
         self.decisions: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
+        self.calibration: dict[str, Calibration] = {}
+        self.last_action: dict[tuple[str, str], int] = {}  # (agent, symbol) -> its last scored action
+        self.agent_outcomes: deque[AgentOutcomeRecord] = deque(maxlen=cfg.decisions_kept)
+        # per agent: (raw directional probability, hit) of its latest scored outcomes, and how
+        # many arrived since its last calibration fit
+        self.cal_samples: dict[str, deque[tuple[float, int]]] = {
+            a: deque(maxlen=cfg.calibration_window) for a in self.agents
+        }
+        self.cal_pending: dict[str, int] = {a: 0 for a in self.agents}
 
     # ------------------------------------------------------------------ event core
     @applies(VotesRecorded)
@@ -70,7 +115,7 @@ class ConsensusBook(EventSourced):
     @applies(ConsensusDecided)
     def _decided(self, e: ConsensusDecided) -> None:
         for sig in e.signals:
-            used = [list(u[1:]) for u in e.used if u[0] == sig[0]]
+            used = [[u[1], u[2], u[3], u[4]] for u in e.used if u[0] == sig[0]]
             self.decisions[(sig[0], e.at)] = {"signal": list(sig), "used": used}
         while len(self.decisions) > self.cfg.decisions_kept:
             self.decisions.popitem(last=False)
@@ -85,6 +130,26 @@ class ConsensusBook(EventSourced):
             dec = self.decisions.get((symbol, ts))
             if dec is not None:
                 dec["learned"] = True
+
+    @applies(AgentOutcomesScored)
+    def _agents_scored(self, e: AgentOutcomesScored) -> None:
+        for row in e.rows:
+            symbol, _ts, agent, _version, action, conf, ret, _reward = row
+            self.last_action[(agent, symbol)] = action
+            self.agent_outcomes.append(row)
+            if action != 0 and ret != 0 and agent in self.cal_samples:
+                p = float(directional_probability(np.array(conf), np.array(self._uninformed(agent))))
+                self.cal_samples[agent].append((p, int(np.sign(ret) == action)))
+                self.cal_pending[agent] += 1
+
+    @applies(CalibrationFitted)
+    def _calibrated(self, e: CalibrationFitted) -> None:
+        self.calibration[e.agent] = Calibration(e.x, e.y, e.samples)
+        self.cal_pending[e.agent] = 0
+
+    def _uninformed(self, agent: str) -> float:
+        """An agent's no-information confidence: 1/3 once seen voting flat, else 1/2."""
+        return 1 / 3 if agent in self.holders else 0.5
 
     def _prune(self, at: int) -> None:
         """Drop votes superseded at ``at``: keep each agent's latest vote <= at and later ones."""
@@ -131,18 +196,34 @@ class ConsensusBook(EventSourced):
             }
         )
 
+    def _signals(self, votes: pa.Table, at: int) -> tuple[pa.Table, Any]:
+        """The one decision function of the trading path and of ``preview``: ``decide`` with
+        this consensus's agents, weights, known flat-voters and calibration maps."""
+        return decide(votes, at, self.agents, self.weights, self.cfg, self.holders, self.calibration)
+
+    def preview(self, votes: pa.Table, at: int | None = None) -> pa.Table:
+        """SIGNALS from ``votes`` alone at ``at`` (default: their latest ts), with the current
+        weights and calibration; records nothing (the served signal)."""
+        t = validate(votes, VOTES, source="consensus.preview")
+        if t.num_rows == 0:
+            return SIGNALS.empty_table()
+        if at is None:
+            at = int(np.max(t.column("ts").cast(pa.int64()).to_numpy()))
+        return self._signals(t, at)[0]
+
     def decide(self, at: int) -> pa.Table:
         """SIGNALS at ``at`` (ns) for every symbol with a vote (recorded decisions reused)."""
-        signals, used = decide(self._votes_table(), at, self.agents, self.weights, self.cfg, self.holders)
+        signals, used = self._signals(self._votes_table(), at)
         rows = signals.to_pylist()
         fresh = [r for r in rows if (r["symbol"], at) not in self.decisions]
         if fresh:
             names = {r["symbol"] for r in fresh}
             self.record(ConsensusDecided(
                 at,
-                tuple((r["symbol"], r["action"], r["confidence"], r["agreement"], r["votes"], r["reason"])
-                      for r in fresh),
-                tuple((s, a, int(act), float(c)) for s, a, act, c in used.itertuples(index=False) if s in names),
+                tuple((r["symbol"], r["action"], r["confidence"], r["agreement"], r["votes"], r["reason"],
+                       bool(r["decided"])) for r in fresh),
+                tuple((s, a, int(act), float(c), str(v))
+                      for s, a, v, act, c in used.itertuples(index=False) if s in names),
             ))
         self.commit()
         return self.signals_at(at, [r["symbol"] for r in rows])
@@ -152,11 +233,12 @@ class ConsensusBook(EventSourced):
         got = [self.decisions[(s, at)]["signal"] for s in sorted(symbols) if (s, at) in self.decisions]
         return signals_table(
             at, [g[0] for g in got], [g[1] for g in got], [g[2] for g in got], [g[3] for g in got],
-            [g[4] for g in got], [g[5] for g in got],
+            [g[4] for g in got], [g[5] for g in got], [bool(g[6]) for g in got],
         )
 
-    def learn(self, outcomes: pa.Table) -> dict[str, float]:
-        """Score agents on realized outcomes of remembered decisions; returns the weights."""
+    def learn(self, outcomes: pa.Table) -> pa.Table:
+        """Score agents on realized outcomes of remembered decisions (weights, per-agent
+        outcomes, calibration: see the module docstring); returns this call's AGENT_OUTCOMES."""
         t = validate(outcomes, OUTCOMES, source="consensus.learn")
         df = pd.DataFrame(
             {
@@ -166,6 +248,7 @@ class ConsensusBook(EventSourced):
             }
         ).drop_duplicates(["symbol", "ts"]).sort_values(["ts", "symbol"], kind="stable")
         keys, actions, confs, valid, rets = [], [], [], [], []
+        scored_votes: list[tuple[str, int, float, list[Any]]] = []
         col = {a: i for i, a in enumerate(self.agents)}
         for symbol, ts, ret in df.itertuples(index=False):
             dec = self.decisions.get((symbol, int(ts)))
@@ -174,9 +257,10 @@ class ConsensusBook(EventSourced):
             a = np.zeros(len(self.agents), np.int8)
             c = np.zeros(len(self.agents))
             v = np.zeros(len(self.agents), bool)
-            for agent, act, conf in dec["used"]:
+            for agent, act, conf, _version in dec["used"]:
                 if agent in col:
                     a[col[agent]], c[col[agent]], v[col[agent]] = act, conf, True
+            scored_votes.append((symbol, int(ts), float(ret), dec["used"]))
             keys.append([symbol, int(ts)])
             actions.append(a)
             confs.append(c)
@@ -198,8 +282,40 @@ class ConsensusBook(EventSourced):
                 tuple(sorted((a, int(st["scored"]), int(st["hits"])) for a, st in stats.items())),
                 tuple((symbol, ts) for symbol, ts in keys),
             ))
+        rows = self._agent_outcomes(scored_votes)
+        if rows:
+            self.record(AgentOutcomesScored(tuple(rows)))
+        self._refit_calibration()
         self.commit()
-        return dict(self.weights)
+        return agent_outcomes_table(rows)
+
+    def _agent_outcomes(self, scored: Sequence[tuple[str, int, float, list[Any]]]) -> list[AgentOutcomeRecord]:
+        """Each used vote's own outcome, in time order, against its agent's previous action."""
+        prev = dict(self.last_action)
+        rows: list[AgentOutcomeRecord] = []
+        for symbol, ts, ret, used in scored:
+            for agent, act, conf, version in sorted(used, key=lambda u: str(u[0])):
+                before = prev.get((agent, symbol), 0)
+                reward = act * ret - self.cost * abs(act - before)
+                prev[(agent, symbol)] = act
+                rows.append((symbol, ts, str(agent), str(version), int(act), float(conf), ret, float(reward)))
+        return rows
+
+    def _refit_calibration(self) -> None:
+        """Refit (and record) the map of every agent due (see the module docstring)."""
+        for agent in self.agents:
+            samples = self.cal_samples[agent]
+            if self.cal_pending[agent] >= self.cfg.calibrate_every and len(samples) >= self.cfg.calibration_min:
+                p, hit = np.array(samples, dtype=np.float64).T
+                cal = fit_calibration(p, hit)
+                self.record(CalibrationFitted(agent, cal.x, cal.y, cal.samples))
+
+    def agent_outcome_rows(self, agent: str | None = None, since_ts: int | None = None) -> pa.Table:
+        """AGENT_OUTCOMES still in memory, of ``agent`` (all: None) with ts >= ``since_ts``."""
+        return agent_outcomes_table([
+            r for r in self.agent_outcomes
+            if (agent is None or r[2] == agent) and (since_ts is None or r[1] >= since_ts)
+        ])
 
     # ------------------------------------------------------------------ persistence
     def snapshot(self) -> dict[str, Any]:
@@ -211,6 +327,12 @@ class ConsensusBook(EventSourced):
             "holders": sorted(self.holders),
             "votes": [[s, a, [list(r) for r in rows]] for (s, a), rows in sorted(self.votes.items())],
             "decisions": [[s, ts, d] for (s, ts), d in self.decisions.items()],
+            "calibration": {a: {"x": list(c.x), "y": list(c.y), "samples": c.samples}
+                            for a, c in sorted(self.calibration.items())},
+            "last_action": [[a, s, act] for (a, s), act in sorted(self.last_action.items())],
+            "agent_outcomes": [list(r) for r in self.agent_outcomes],
+            "cal_samples": {a: [list(x) for x in xs] for a, xs in self.cal_samples.items()},
+            "cal_pending": dict(self.cal_pending),
         }
 
     def restore(self, d: Mapping[str, Any]) -> None:
@@ -221,4 +343,49 @@ class ConsensusBook(EventSourced):
         self.stats = {a: dict(s) for a, s in d["stats"].items()}
         self.holders = set(d.get("holders", []))
         self.votes = {(s, a): [(int(r[0]), str(r[1]), int(r[2]), float(r[3])) for r in rows] for s, a, rows in d["votes"]}
-        self.decisions = OrderedDict(((s, int(ts)), dict(dd)) for s, ts, dd in d["decisions"])
+        self.decisions = OrderedDict(((s, int(ts)), _decision(dd)) for s, ts, dd in d["decisions"])
+        # a checkpoint written before per-agent outcomes and calibration has none of these
+        self.calibration = {
+            a: Calibration(tuple(map(float, c["x"])), tuple(map(float, c["y"])), int(c["samples"]))
+            for a, c in d.get("calibration", {}).items()
+        }
+        self.last_action = {(str(a), str(s)): int(act) for a, s, act in d.get("last_action", [])}
+        self.agent_outcomes.clear()
+        self.agent_outcomes.extend(
+            (str(s), int(ts), str(a), str(v), int(act), float(c), float(ret), float(rew))
+            for s, ts, a, v, act, c, ret, rew in d.get("agent_outcomes", [])
+        )
+        saved = d.get("cal_samples", {})
+        for a in self.agents:
+            self.cal_samples[a].clear()
+            self.cal_samples[a].extend((float(p), int(h)) for p, h in saved.get(a, []))
+        self.cal_pending = {a: int(d.get("cal_pending", {}).get(a, 0)) for a in self.agents}
+
+
+def _decision(d: Mapping[str, Any]) -> dict[str, Any]:
+    """A checkpointed decision in today's form (a v1 one lacks ``decided`` and versions)."""
+    out = dict(d)
+    sig = list(out["signal"])
+    if len(sig) == 6:
+        sig.append(v1_decided(int(sig[1]), str(sig[5])))
+    out["signal"] = sig
+    out["used"] = [list(u) if len(u) == 4 else [*u, UNKNOWN_VERSION] for u in out["used"]]
+    return out
+
+
+def agent_outcomes_table(rows: Sequence[AgentOutcomeRecord]) -> pa.Table:
+    """AGENT_OUTCOMES (validated) from agent outcome records."""
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 8
+    table = pa.table(
+        {
+            "symbol": pa.array(cols[0], pa.string()),
+            "ts": pa.array(cols[1], pa.int64()).cast(pa.timestamp("ns", tz="UTC")),
+            "agent": pa.array(cols[2], pa.string()),
+            "model_version": pa.array(cols[3], pa.string()),
+            "action": pa.array(cols[4], pa.int8()),
+            "confidence": pa.array(cols[5], pa.float32()),
+            "realized_return": pa.array(cols[6], pa.float64()),
+            "reward": pa.array(cols[7], pa.float64()),
+        }
+    )
+    return validate(table, AGENT_OUTCOMES, source="consensus.learn")

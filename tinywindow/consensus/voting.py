@@ -12,12 +12,22 @@ and agents choosing between two are on one scale, in voting and in learning alik
 * ``disagreement`` = the weight share of valid votes for the *opposite* direction (hold votes
   abstain, they do not contradict).
 
+One meaning per action: a vote and a decision are a *target exposure*, short, flat or long
+(-1, 0, +1).  A majority for 0 is a decision to be flat (``Code.FLAT``, ``decided`` True),
+just as a majority for +1 is a decision to be long.
+
 A vote is valid when the agent voted for that symbol and the vote is at most
 ``stale_after_s`` old; missing and stale agents are left out and the rest still decide
-(N-1 agents decide), as long as ``quorum`` valid votes remain.  The decision falls back to
-hold, in this order, on: no quorum, a hold majority, a tie, disagreement above
-``max_disagreement``, confidence below ``threshold``.  The reason code and a reason text
-(votes, weights, staleness, numbers against thresholds) travel with every SIGNALS row.
+(N-1 agents decide), as long as ``quorum`` valid votes remain.  There is *no decision*
+(``decided`` False, action 0), in this order, on: no quorum, a tie, disagreement above
+``max_disagreement``, confidence below ``threshold`` (or no confidence at all); what a
+no-decision does is the portfolio's choice (``portfolio.no_decision``).  The reason code
+and a reason text (votes, raw and calibrated confidences, weights, staleness, numbers against
+thresholds) travel with every SIGNALS row.
+
+Calibration (``tinywindow.consensus.calibration``): before voting, each agent's directional
+probability goes through that agent's calibration map, fitted from its own outcomes, so a
+systematically over-confident agent counts with the hit rate it actually achieves.
 
 Learning (``update_weights``): an agent's directional vote is a forecast that its direction
 is right with probability ``confidence`` (rescaled for agents that also vote hold, see
@@ -40,6 +50,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tinywindow.consensus.calibration import Calibration
 from tinywindow.consensus.config import ConsensusConfig
 from tinywindow.contracts import SIGNALS, VOTES, validate
 
@@ -47,21 +58,28 @@ UNINFORMED_BRIER = 0.25
 
 
 class Code(IntEnum):
-    """Why a consensus decided what it did."""
+    """Why a consensus decided what it did: DECIDED (long or short) and FLAT are decisions,
+    the others are no-decisions (action 0, ``decided`` False).  FLAT was HOLD_MAJORITY when
+    a flat majority was a fallback (same value)."""
 
     DECIDED = 0
     NO_QUORUM = 1
-    HOLD_MAJORITY = 2
+    FLAT = 2
     TIE = 3
     DISAGREEMENT = 4
     LOW_CONFIDENCE = 5
+
+    @property
+    def is_decision(self) -> bool:
+        return self in (Code.DECIDED, Code.FLAT)
 
 
 @dataclass(frozen=True)
 class Consensus:
     """Per-group result of ``combine`` (arrays of length G)."""
 
-    action: np.ndarray  # int8, the decision (0 on any fallback)
+    action: np.ndarray  # int8, the target exposure decided (0: flat, or no decision)
+    decided: np.ndarray  # bool, False on a fallback (no quorum, tie, disagreement, low confidence)
     winner: np.ndarray  # int8, the action with most mass before fallbacks
     confidence: np.ndarray  # float64
     agreement: np.ndarray
@@ -93,7 +111,7 @@ def combine(
     rows = np.arange(a.shape[0])
     top_mass = masses[rows, top]
     tie = (top_mass > 0) & (masses[rows, second] == top_mass)
-    winner = np.where(top_mass > 0, top - 1, 0).astype(np.int8)  # no mass at all: hold
+    winner = np.where(top_mass > 0, top - 1, 0).astype(np.int8)  # no mass at all: no winner
     with np.errstate(divide="ignore", invalid="ignore"):
         conf = np.where(total > 0, top_mass / total, 0.0)
         agreement = np.where(total > 0, share[rows, top] / total, 0.0)
@@ -104,14 +122,15 @@ def combine(
     # Later rules overwrite only rows still DECIDED, so the first failing rule is the reason.
     for cond, why in (
         (n_valid < cfg.quorum, Code.NO_QUORUM),
-        (winner == 0, Code.HOLD_MAJORITY),
         (tie, Code.TIE),
         (disagreement > cfg.max_disagreement, Code.DISAGREEMENT),
-        (conf < cfg.threshold, Code.LOW_CONFIDENCE),
+        ((conf < cfg.threshold) | (top_mass <= 0), Code.LOW_CONFIDENCE),
     ):
         code = np.where((code == Code.DECIDED) & cond, why, code).astype(np.int8)
-    decided = np.where(code == Code.DECIDED, winner, 0).astype(np.int8)
-    return Consensus(decided, winner, conf, agreement, disagreement, n_valid, code)
+    code = np.where((code == Code.DECIDED) & (winner == 0), Code.FLAT, code).astype(np.int8)
+    decided = (code == Code.DECIDED) | (code == Code.FLAT)
+    action = np.where(decided, winner, 0).astype(np.int8)
+    return Consensus(action, decided, winner, conf, agreement, disagreement, n_valid, code)
 
 
 def directional_probability(confidence: np.ndarray, uninformed: np.ndarray) -> np.ndarray:
@@ -168,23 +187,27 @@ def update_weights(
 _CODE_TEXT = {
     Code.DECIDED: "decided",
     Code.NO_QUORUM: "no quorum",
-    Code.HOLD_MAJORITY: "hold majority",
+    Code.FLAT: "flat majority",
     Code.TIE: "tie",
     Code.DISAGREEMENT: "disagreement",
     Code.LOW_CONFIDENCE: "low confidence",
 }
-_ACTION_TEXT = {-1: "SELL", 0: "HOLD", 1: "BUY"}
+_ACTION_TEXT = {-1: "SHORT", 0: "FLAT", 1: "LONG"}
+NO_DECISION_TEXT = "NO DECISION"
 
 
 def explain(
     res: Consensus, g: int, agents: Sequence[str], a: np.ndarray, c: np.ndarray,
-    status: np.ndarray, weights: np.ndarray, cfg: ConsensusConfig,
+    status: np.ndarray, weights: np.ndarray, cfg: ConsensusConfig, raw: np.ndarray | None = None,
 ) -> str:
-    """The reason text of group ``g``: decision, numbers against thresholds, every agent."""
+    """The reason text of group ``g``: decision, numbers against thresholds, every agent
+    (``raw``: the directional probability before calibration, shown where it differs)."""
     code = Code(int(res.code[g]))
-    head = _ACTION_TEXT[int(res.action[g])]
-    if code != Code.DECIDED:
-        head += f" ({_CODE_TEXT[code]}; majority {_ACTION_TEXT[int(res.winner[g])]})"
+    if code.is_decision:
+        head = _ACTION_TEXT[int(res.action[g])]
+    else:
+        majority = _ACTION_TEXT[int(res.winner[g])] if res.agreement[g] > 0 else "none"
+        head = f"{NO_DECISION_TEXT} ({_CODE_TEXT[code]}; majority {majority})"
     parts = [
         head,
         f"confidence {res.confidence[g]:.3f} vs threshold {cfg.threshold:.3f}",
@@ -196,7 +219,8 @@ def explain(
     for i, name in enumerate(agents):
         st = status[g, i]
         if st == "ok":
-            who.append(f"{name} {int(a[g, i]):+d}@{c[g, i]:.2f} w={weights[i]:.3f}")
+            cal = "" if raw is None or abs(raw[g, i] - c[g, i]) < 5e-3 else f" (raw {raw[g, i]:.2f})"
+            who.append(f"{name} {int(a[g, i]):+d}@{c[g, i]:.2f}{cal} w={weights[i]:.3f}")
         else:
             who.append(f"{name} {st}")
     return "; ".join(parts) + " | " + ", ".join(who)
@@ -228,16 +252,18 @@ def decide(
     weights: Mapping[str, float],
     cfg: ConsensusConfig,
     holders: Collection[str] = (),
+    calibration: Mapping[str, Calibration] | None = None,
 ) -> tuple[pa.Table, pd.DataFrame]:
     """SIGNALS at time ``at_ns`` for every symbol with a vote, from each agent's latest vote.
 
     ``agents`` are the agents expected to vote (an unknown agent's votes are ignored).
     Directional votes count with their ``directional_probability``: agents in ``holders``
-    (known to vote hold, i.e. to choose among three actions) or with a hold vote in
+    (known to vote flat, i.e. to choose among three actions) or with a flat vote in
     ``votes`` are uninformed at 1/3, the others at 1/2, so a three-action policy's 0.45 and a
-    two-action model's 0.59 weigh the same.  Returns the validated SIGNALS table and the valid
-    votes that decided it (symbol, agent, action, raw confidence), which the caller keeps to
-    score agents once outcomes arrive.
+    two-action model's 0.59 weigh the same; then each agent's ``calibration`` map (if any)
+    turns that into the hit rate it achieves.  Returns the validated SIGNALS table and the
+    valid votes that decided it (symbol, agent, model_version, action, raw confidence), which
+    the caller keeps to score agents once outcomes arrive.
     """
     votes = validate(votes, VOTES, source="consensus")
     holding = set(holders) | set(
@@ -265,14 +291,18 @@ def decide(
     valid = status == "ok"
     w = np.array([float(weights.get(name, 1.0)) for name in agents])
     u = np.array([1 / 3 if name in holding else 0.5 for name in agents])
-    c_dir = np.where(a != 0, directional_probability(c, u[None, :]), c)
+    p_dir = directional_probability(c, u[None, :])
+    cal = calibration or {}
+    p_cal = np.column_stack([cal[name](p_dir[:, i]) if name in cal else p_dir[:, i] for i, name in enumerate(agents)])
+    c_dir = np.where(a != 0, p_cal, c)
     res = combine(a, c_dir, valid, w, cfg)
-    reasons = [explain(res, g, agents, a, c_dir, status, w, cfg) for g in range(len(symbols))]
+    raw = np.where(a != 0, p_dir, c)
+    reasons = [explain(res, g, agents, a, c_dir, status, w, cfg, raw) for g in range(len(symbols))]
     table = signals_table(
         at_ns, symbols, res.action, res.confidence.astype(np.float32), res.agreement.astype(np.float32),
-        res.votes, reasons,
+        res.votes, reasons, res.decided,
     )
-    used = latest[fresh][["symbol", "agent", "action", "confidence"]].reset_index(drop=True)
+    used = latest[fresh][["symbol", "agent", "model_version", "action", "confidence"]].reset_index(drop=True)
     return table, used
 
 
@@ -284,6 +314,7 @@ def signals_table(
     agreement: Sequence[float] | np.ndarray,
     votes: Sequence[int] | np.ndarray,
     reason: Sequence[str],
+    decided: Sequence[bool] | np.ndarray,
 ) -> pa.Table:
     """The validated SIGNALS table of decisions at ``at_ns``, one row per symbol (the one
     place a SIGNALS table is built, for fresh and for recorded decisions)."""
@@ -292,6 +323,7 @@ def signals_table(
             "symbol": pa.array(symbols, pa.string()),
             "ts": pa.array(np.full(len(symbols), at_ns, dtype=np.int64)).cast(pa.timestamp("ns", tz="UTC")),
             "action": pa.array(action, pa.int8()),
+            "decided": pa.array(np.asarray(decided, dtype=bool), pa.bool_()),
             "confidence": pa.array(confidence, pa.float32()),
             "agreement": pa.array(agreement, pa.float32()),
             "votes": pa.array(votes, pa.int16()),

@@ -4,12 +4,12 @@ Each event type registers an encoder (event -> JSON-able payload dict) and a dec
 (payload, codec version -> event) beside its definition; ``CODEC`` is the one registry that
 every journal writer and reader goes through, so a payload has a single spelling.
 
-Versioning: a payload carries its codec version in the reserved key ``"v"``.  Version 1 is
-the format journals were written in before the typed events existed, and it is still the
-current one, so it is written *without* the key (an absent ``"v"`` reads as 1): journals
-written by older code verify and replay unchanged, and a new journal is byte-compatible
-with them.  A later version writes ``"v": N`` and decoders receive the version to read
-every older one.  A payload from a newer codec than this code knows is refused
+Versioning: a payload carries its codec version in the reserved key ``"v"``, per event
+kind.  Version 1 is the format journals were written in before the typed events existed, and
+it is written *without* the key (an absent ``"v"`` reads as 1): journals written by older
+code verify and replay unchanged.  A kind whose spelling changed registers a later version
+(``register(..., version=N)``): it writes ``"v": N`` and its decoder receives the version to
+read every older one (``ConsensusDecided`` is at 2; every other kind is still 1).  A payload from a newer codec than this code knows is refused
 (``IntegrityError``): replaying what we cannot read would silently corrupt the state.
 """
 
@@ -24,7 +24,7 @@ from tinywindow.errors import IntegrityError
 
 __all__ = ["CODEC", "CODEC_VERSION", "VERSION_KEY", "EventCodec"]
 
-CODEC_VERSION = 1  # bump when a payload's spelling changes; keep decoding every older one
+CODEC_VERSION = 1  # the default version of a kind; a kind whose spelling changes registers a later one
 VERSION_KEY = "v"
 
 E = TypeVar("E", bound=Event)
@@ -35,6 +35,7 @@ class _Entry(Generic[E]):
     cls: type[E]
     encode: Callable[[E], dict[str, Any]]
     decode: Callable[[Mapping[str, Any], int], E]
+    version: int = CODEC_VERSION
 
 
 class EventCodec:
@@ -50,15 +51,17 @@ class EventCodec:
         cls: type[E],
         encode: Callable[[E], dict[str, Any]],
         decode: Callable[[Mapping[str, Any], int], E],
+        version: int | None = None,
     ) -> None:
-        """Add an event type under its ``KIND`` (a kind belongs to one type only)."""
+        """Add an event type under its ``KIND`` (a kind belongs to one type only), written in
+        ``version`` (default: the codec's) and read from 1 up to it."""
         kind = cls.KIND
         if not kind:
             raise ValueError(f"{cls.__name__} has no KIND")
         old = self._by_kind.get(kind)
         if old is not None and old.cls is not cls:
             raise ValueError(f"event kind {kind!r} is taken by {old.cls.__name__}")
-        entry = _Entry(cls, encode, decode)
+        entry = _Entry(cls, encode, decode, self.version if version is None else version)
         self._by_kind[kind] = entry
         self._by_cls[cls] = entry
 
@@ -71,8 +74,8 @@ class EventCodec:
         if entry is None:
             raise TypeError(f"{type(event).__name__} is not a registered event type")
         payload = entry.encode(event)
-        if self.version != 1:
-            payload[VERSION_KEY] = self.version
+        if entry.version != 1:
+            payload[VERSION_KEY] = entry.version
         return entry.cls.KIND, payload
 
     def encode_all(self, events: Iterable[Event]) -> list[JournalRecord]:
@@ -88,9 +91,9 @@ class EventCodec:
         if entry is None:
             raise IntegrityError(f"journal record of unknown kind {kind!r}")
         version = payload.get(VERSION_KEY, 1)
-        if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= self.version:
+        if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= entry.version:
             raise IntegrityError(
-                f"journal record {kind!r} has codec version {version!r}; this code reads 1..{self.version}"
+                f"journal record {kind!r} has codec version {version!r}; this code reads 1..{entry.version}"
             )
         body = {k: v for k, v in payload.items() if k != VERSION_KEY} if VERSION_KEY in payload else payload
         return entry.decode(body, version)

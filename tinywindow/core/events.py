@@ -8,7 +8,8 @@ beside the package whose state they change and register themselves with the code
 * ``tinywindow.execution.events``: ``DecisionMade``, ``OrderSubmitted``, ``OrderFilled``,
   ``OrderExpired``, ``OutcomeRealized``, ``BarMarked``, ``VolatilityFitted``, ``StateChanged``
 * ``tinywindow.risk.events``: ``RiskDenied`` (a denial, a clip, or a trading-state change)
-* ``tinywindow.consensus.events``: ``VotesRecorded``, ``ConsensusDecided``, ``WeightsLearned``
+* ``tinywindow.consensus.events``: ``VotesRecorded``, ``ConsensusDecided``, ``WeightsLearned``,
+  ``AgentOutcomesScored``, ``CalibrationFitted``
 """
 
 from __future__ import annotations

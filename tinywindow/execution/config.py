@@ -4,6 +4,8 @@ Defined beside the package that uses it and composed into the root ``tinywindow.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from tinywindow.core.settings import Section
@@ -11,7 +13,9 @@ from tinywindow.core.settings import Section
 
 class PortfolioConfig(Section):
     """The account: starting cash, costs, lot size, order-id namespace, checkpoint cadence,
-    events kept in memory, and the CPU share of its PortfolioActor."""
+    events kept in memory, the CPU share of its PortfolioActor, and what a consensus
+    no-decision does (``no_decision``: ``flat`` closes the position, ``keep`` leaves it; the
+    default ``flat`` holds a position only while the consensus affirms it)."""
 
     initial_cash_usd: float = Field(default=1_000_000.0, gt=0, le=1e15)
     commission_bps: float = Field(default=1.0, ge=0, le=10_000)
@@ -23,3 +27,4 @@ class PortfolioConfig(Section):
     checkpoint_every: int = Field(default=200, ge=1, le=10_000_000)  # journal records between checkpoints
     events_kept: int = Field(default=100_000, ge=1, le=100_000_000)  # outcomes / risk events held in memory
     num_cpus: float = Field(default=0.05, ge=0.0, le=1024)
+    no_decision: Literal["flat", "keep"] = "flat"

@@ -18,10 +18,14 @@ decision, the label agents predict); the closes are marked and roll the volatili
 (``StateChanged``; HALTED cancels every open order).
 
 Per signal (``apply_signals``): one decision per (symbol, ts) - a signal at or before the
-symbol's last decision is a duplicate and ignored, so a replayed signal cannot trade twice;
-hold (action 0) keeps the position; otherwise the target weight (volatility-targeted) becomes
-a target quantity at the reference close, and the difference from position plus open orders
-is checked by risk (``RiskDenied`` for every denial or clip) and sent (``OrderSubmitted``).
+symbol's last decision is a duplicate and ignored, so a replayed signal cannot trade twice.
+A decided signal's action is a *target exposure*: +1 long and -1 short (volatility-targeted
+weight, a target quantity at the reference close), 0 flat (target quantity 0: the position
+is closed).  A no-decision (``decided`` False) goes flat or keeps the position, as
+``portfolio.no_decision`` says.  With ``risk.allow_short`` off a short target is clipped to
+flat (``RiskDenied`` NO_SHORT).  The difference between the target and position plus open
+orders is checked by risk (``RiskDenied`` for every denial or clip) and sent
+(``OrderSubmitted``).
 """
 
 from __future__ import annotations
@@ -85,9 +89,10 @@ class BarRow:
 class SignalRow:
     symbol: str
     ts: int
-    action: int
+    action: int  # target exposure: -1 short, 0 flat, +1 long
     confidence: float
     reason: str = ""
+    decided: bool = True  # False: the consensus fell back (action 0); portfolio.no_decision says what to do
 
 
 class TradingEngine(EventSourced):
@@ -257,22 +262,34 @@ class TradingEngine(EventSourced):
 
     def apply_signals(self, signals: Iterable[SignalRow]) -> list[Event]:
         """Decide on each new (symbol, ts) signal; returns the events (orders among them)."""
-        todo: list[tuple[SignalRow, Decimal]] = []
+        todo: list[tuple[str, int, str, Decimal, float, str]] = []
         for sig in sorted(signals, key=lambda s: (s.ts, s.symbol)):
             if sig.ts <= self.last_decision_ts.get(sig.symbol, NEVER):
                 continue  # duplicate or out of date: decided already
+            if not sig.decided and sig.action != 0:
+                raise ValueError(f"signal {sig.symbol}@{sig.ts}: a no-decision must have action 0")
             ref, _ = self._reference(sig.symbol, sig.ts)
             self.record(DecisionMade(sig.symbol, sig.ts, int(sig.action), float(sig.confidence), ref))
-            if sig.action == 0:
+            if not sig.decided and self.port_cfg.no_decision == "keep":
                 continue
-            target = self._target_from_signal(sig, ref)
+            action, why = self._target_action(sig)
+            target = self._target_from_signal(sig, action, ref)
             if target is not None:
-                todo.append((sig, target))
-        self._send(
-            [(s.symbol, s.ts, f"signal:{int(s.action)}", t, s.confidence, f"signal {int(s.action):+d} conf {s.confidence:.3f}")
-             for s, t in todo]
-        )
+                intent = f"signal:{int(sig.action)}" if sig.decided else "no-decision:flat"
+                todo.append((sig.symbol, sig.ts, intent, target, sig.confidence, why))
+        self._send(todo)
         return self.commit()
+
+    def _target_action(self, sig: SignalRow) -> tuple[int, str]:
+        """The exposure to target for a signal, and the order reason that says why."""
+        if not sig.decided:
+            return 0, f"no decision -> flat (portfolio.no_decision) conf {sig.confidence:.3f}"
+        why = f"signal {int(sig.action):+d} conf {sig.confidence:.3f}"
+        if sig.action < 0 and not self.risk_cfg.allow_short:
+            self.record(RiskDenied(sig.ts, sig.symbol, "", Reason.NO_SHORT.value, "clipped",
+                                   detail="short target clipped to flat (risk.allow_short is false)"))
+            return 0, why + " (short clipped to flat)"
+        return int(sig.action), why
 
     def rebalance(self, targets: Mapping[str, Decimal | float | int], ts: int, reason: str = "target") -> list[Event]:
         """Move each symbol to an explicit target quantity (a strategy that sizes itself)."""
@@ -287,11 +304,14 @@ class TradingEngine(EventSourced):
         self._send(orders)
         return self.commit()
 
-    def _target_from_signal(self, sig: SignalRow, ref: Decimal | None) -> Decimal | None:
+    def _target_from_signal(self, sig: SignalRow, action: int, ref: Decimal | None) -> Decimal | None:
+        """The target quantity of ``action`` (0: flat, no volatility needed; None: no target)."""
+        if action == 0:
+            return ZERO
         vol = self.vol.tracker(sig.symbol).annual_vol()
-        w = float(target_weights(float(sig.action), vol, self.risk_cfg))
+        w = float(target_weights(float(action), vol, self.risk_cfg))
         if ref is None:
-            return self.exposure(sig.symbol) + sig.action * self.lot  # any size: risk denies it
+            return self.exposure(sig.symbol) + action * self.lot  # any size: risk denies it
         if not math.isfinite(w):
             self.record(RiskDenied(sig.ts, sig.symbol, "", Reason.NO_VOLATILITY.value, "denied",
                                    detail="no volatility estimate yet"))

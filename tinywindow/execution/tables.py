@@ -45,10 +45,11 @@ def bar_rows(bars: pa.Table, source: str = "bars") -> list[BarRow]:
 def signal_rows(signals: pa.Table, source: str = "signals") -> list[SignalRow]:
     t = validate(signals, SIGNALS, source=source)
     return [
-        SignalRow(s, int(ts), int(a), float(c), r)
-        for s, ts, a, c, r in zip(
+        SignalRow(s, int(ts), int(a), float(c), r, bool(d))
+        for s, ts, a, c, r, d in zip(
             _strings(t, "symbol"), t.column("ts").cast(pa.int64()).to_pylist(), t.column("action").to_pylist(),
-            t.column("confidence").to_pylist(), t.column("reason").to_pylist(), strict=True,
+            t.column("confidence").to_pylist(), t.column("reason").to_pylist(), t.column("decided").to_pylist(),
+            strict=True,
         )
     ]
 

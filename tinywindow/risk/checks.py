@@ -5,7 +5,8 @@ Denials are events with reason codes, never exceptions.  A rule either *denies* 
 order (halted, no usable reference price, price outside the collar) or *clips* it to the
 largest size that keeps every limit (per-order notional, max position per symbol, the
 diversification cap ``max_weight`` per symbol, max gross, max net; REDUCING state and the
-confidence floor allow only the exposure-reducing part).  ``max_position`` is the hard
+confidence floor allow only the exposure-reducing part; with ``allow_short`` off a sell may
+only close a long, ``NO_SHORT``).  ``max_position`` is the hard
 limit, ``max_weight`` the diversification target; both are fractions of equity and the
 tighter one binds (the reason code says which).  Every limit is evaluated at the reference price with open (unfilled) orders counted
 as if filled, and follows one rule: an order may never take a metric from inside its limit
@@ -62,6 +63,7 @@ class Reason(StrEnum):
     LOT_SIZE = "LOT_SIZE"
     DUPLICATE = "DUPLICATE"
     STATE_CHANGE = "STATE_CHANGE"
+    NO_SHORT = "NO_SHORT"  # risk.allow_short is false: a short target or order clipped to flat
 
 
 RiskEvent = RiskDenied  # the name the checks and their callers have always used
@@ -78,6 +80,7 @@ class Limits:
     max_order_notional: Decimal
     collar: Decimal
     confidence_floor: float
+    allow_short: bool = True
 
     @classmethod
     def from_config(cls, cfg: RiskConfig) -> Limits:
@@ -90,6 +93,7 @@ class Limits:
             max_order_notional=to_decimal(cfg.max_order_notional_usd),
             collar=to_decimal(cfg.collar),
             confidence_floor=cfg.confidence_floor,
+            allow_short=cfg.allow_short,
         )
 
 
@@ -209,6 +213,8 @@ def check_order(
     caps.append((Reason.MAX_NET, (net_bound - side * net_now) / ref, f"max net {limits.max_net}"))
     if state == TradingState.REDUCING:
         caps.append((Reason.REDUCE_ONLY, reducing_room, "state REDUCING: only reducing orders"))
+    if side < 0 and not limits.allow_short:
+        caps.append((Reason.NO_SHORT, max(q0, ZERO), "short positions not allowed (risk.allow_short)"))
     if p.confidence < limits.confidence_floor:
         caps.append(
             (Reason.CONFIDENCE_FLOOR, reducing_room, f"confidence {p.confidence:.3f} < {limits.confidence_floor}")
@@ -258,17 +264,21 @@ def target_weights(
 ) -> np.ndarray:
     """Target weight per (row, symbol): ``action * min(cap, target_vol / vol)``.
 
-    ``cap = min(max_weight, max_position)``.  Where ``action`` is 0 (hold) or the volatility
-    is unknown the result is NaN, meaning *no new target*: the position is left alone (no new
-    exposure without a volatility estimate; risk-reducing orders are not made here).
+    ``action`` is a target exposure (-1 short, 0 flat, +1 long); ``cap = min(max_weight,
+    max_position)``.  Flat is weight 0 whatever the volatility (closing needs no estimate);
+    with ``allow_short`` off a short is flat too.  Where a long or short meets an unknown
+    volatility the result is NaN, meaning *no new target*: the position is left alone (no
+    new exposure without a volatility estimate).  NaN is also how a caller spells "keep".
     """
     a = np.asarray(action, dtype=np.float64)
+    if not cfg.allow_short:
+        a = np.where(a < 0, 0.0, a)
     v = np.asarray(annual_vol, dtype=np.float64)
     cap = min(cfg.max_weight, cfg.max_position)
     with np.errstate(divide="ignore", invalid="ignore"):
         size = np.minimum(cap, cfg.target_vol / v)
-    ok = (a != 0) & np.isfinite(v) & (v > 0)
-    return np.where(ok, a * size, np.nan)
+    ok = np.isfinite(v) & (v > 0)
+    return np.where(a == 0, 0.0, np.where(ok, a * size, np.nan))
 
 
 def target_quantity(weight: float, equity: float, price: float, lot: float) -> float:

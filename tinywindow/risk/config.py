@@ -18,6 +18,7 @@ class RiskConfig(Section):
     max_order_notional_usd: float = Field(default=1_000_000.0, gt=0, le=1e15)
     collar: float = Field(default=0.05, gt=0, le=1.0)
     confidence_floor: float = Field(default=0.5, ge=0.0, le=1.0)
+    allow_short: bool = True  # False: a short target is clipped to flat (risk event NO_SHORT)
     max_weight: float = Field(default=0.25, gt=0, le=1.0)
     target_vol: float = Field(default=0.15, gt=0, le=10.0)
     reduce_drawdown: float = Field(default=0.10, gt=0, le=1.0)

@@ -53,7 +53,7 @@ class Vote(_message.Message):
     def __init__(self, symbol: _Optional[str] = ..., ts_ns: _Optional[int] = ..., agent: _Optional[str] = ..., model_version: _Optional[str] = ..., action: _Optional[int] = ..., confidence: _Optional[float] = ...) -> None: ...
 
 class Signal(_message.Message):
-    __slots__ = ("symbol", "ts_ns", "action", "confidence", "agreement", "votes", "reason")
+    __slots__ = ("symbol", "ts_ns", "action", "confidence", "agreement", "votes", "reason", "decided")
     SYMBOL_FIELD_NUMBER: _ClassVar[int]
     TS_NS_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +61,7 @@ class Signal(_message.Message):
     AGREEMENT_FIELD_NUMBER: _ClassVar[int]
     VOTES_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_FIELD_NUMBER: _ClassVar[int]
     symbol: str
     ts_ns: int
     action: int
@@ -68,7 +69,8 @@ class Signal(_message.Message):
     agreement: float
     votes: int
     reason: str
-    def __init__(self, symbol: _Optional[str] = ..., ts_ns: _Optional[int] = ..., action: _Optional[int] = ..., confidence: _Optional[float] = ..., agreement: _Optional[float] = ..., votes: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    decided: bool
+    def __init__(self, symbol: _Optional[str] = ..., ts_ns: _Optional[int] = ..., action: _Optional[int] = ..., confidence: _Optional[float] = ..., agreement: _Optional[float] = ..., votes: _Optional[int] = ..., reason: _Optional[str] = ..., decided: _Optional[bool] = ...) -> None: ...
 
 class VotesReply(_message.Message):
     __slots__ = ("votes",)
