@@ -5,22 +5,26 @@
 * ``predict(features)``: VOTES for a FEATURES table (pass an ObjectRef: Ray resolves it
   zero-copy); by the in-process predictor loaded from the registry, or, after
   ``attach_serving()``, through the agent's Ray Serve deployment (a DeploymentHandle).
-* every new version (train, retrain, ``use``) is a model promotion: journaled (signed) and,
-  when serving, put live on the deployment without downtime (``actors.serving.promote``).
-* ``feedback(outcomes)``: realized outcomes into the experience buffer; when the retrain
-  policy says one is due (every ``agents.retrain_every`` new outcomes) a retrain starts in
-  the background while the current version keeps serving.
-* ``retrain()``: a new version from the latest data, on the window the retrain policy plans
-  (``tinywindow.models.retrain``: XGBoost refitted on everything with outcome sample
-  weights, its manifest saying ``refit: true``; the RL agents fine-tuned on each symbol's
-  latest ``agents.retrain_bars`` bars, feedback being their trigger, not their signal).
-* ``versions()``, ``use(version)``, ``status()``, ``wait_idle()``.
+* every version that goes live (train, a promoted retrain, ``use``) is journaled (signed,
+  ``model_promotion``) and, when serving, put live on the deployment without downtime
+  (``actors.serving.promote``).
+* ``feedback(agent_outcomes)``: this agent's own AGENT_OUTCOMES rows (another agent's row is
+  refused) are journaled (``outcomes``) and buffered (``tinywindow.models.experience``).
+* ``start_retrain(features)`` / ``finish_retrain()``: the caller (``actors.pipeline``) starts
+  a retrain at a fixed bar with the features up to that bar; it runs on a worker thread with
+  a snapshot of the buffer and of the serving champion while ``predict`` keeps answering.
+  ``finish_retrain`` waits for it (its error is raised), applies the promotion gate's
+  decision (``tinywindow.models.promotion``), journals it with both scores
+  (``promotion_decision``) and serves the challenger only if it was promoted.  Nothing
+  happens on a timer: which version votes on which bar depends only on the bar clock.
+  ``retrain(features)`` is both at once.
+* ``versions()``, ``history()``, ``use(version)``, ``status()``.
 
-Start-up is the one recovery path: the actor serves the newest version that verifies, so a
-restarted actor is back where it was (the experience buffer is in memory; outcomes can be
-re-sent from the portfolio journal).  The class is plain Python; ``remote_agent`` applies
-``ray.remote`` at the edge with explicit small resources and a few threads, so ``predict``
-answers while a retrain runs.
+Start-up is the one recovery path: the experience buffer is rebuilt from the journal's
+``outcomes`` records, and the actor serves the version its journal last put live if that
+verifies, else the newest verified version the gate did not reject.  The class is plain
+Python; ``remote_agent`` applies ``ray.remote`` at the edge with explicit small resources and
+a few threads, so ``predict`` answers while a retrain runs.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -38,12 +42,15 @@ from tinywindow.config import Config, build
 from tinywindow.core.log import get_logger
 from tinywindow.crypto.journal import Journal
 from tinywindow.crypto.keystore import KeyStore
-from tinywindow.errors import DataError, ModelError
-from tinywindow.models.experience import ExperienceBuffer
+from tinywindow.errors import DataError, ModelError, TransientError
+from tinywindow.models.experience import ExperienceBuffer, from_rows, to_rows
 from tinywindow.models.params import check_agent
 from tinywindow.models.predictor import Predictor
-from tinywindow.models.registry import ModelRegistry
-from tinywindow.models.retrain import RetrainPolicy
+from tinywindow.models.registry import ModelRegistry, VersionInfo
+from tinywindow.models.retrain import RetrainPolicy, TrainPlan
+
+if TYPE_CHECKING:
+    from actors.training.challenger import Challenger
 
 FeatureSource = Callable[[], pa.Table]
 SMALL_TABLE_BYTES = 4 * 1024**2  # below this, Arrow IPC bytes beat Ray's Table serialization
@@ -62,7 +69,6 @@ class AgentActor:
         passphrase: str | None = None,
         keystore: KeyStore | None = None,
         data_source: Any = None,
-        auto_retrain: bool = True,
         overrides: dict[str, Any] | None = None,
         threads: int = 1,
         serve_app: str | None = None,
@@ -74,19 +80,20 @@ class AgentActor:
         self.log = get_logger(f"agent.{agent}")
         store = keystore if keystore is not None else open_keystore(self.cfg.crypto, self.cfg.data_dir, passphrase)
         self.registry = ModelRegistry.from_config(self.cfg.agents, self.cfg.crypto, self.cfg.data_dir, store)
-        self.buffer = ExperienceBuffer()
-        self.retrain_policy = RetrainPolicy(self.agent, self.cfg.agents, auto=auto_retrain)
+        self.journal = Journal.from_config(self.cfg.crypto, self.cfg.data_dir, f"agent-{self.agent}", store)
+        self._journal_lock = threading.Lock()  # retrains run on a worker thread
+        self._state_lock = threading.Lock()  # the buffer and the retrain job
+        self.buffer = ExperienceBuffer(self.agent)
+        self.retrain_policy = RetrainPolicy(self.agent, self.cfg.agents)
         self.overrides = dict(overrides or {})
         self.threads = threads
         self._features = self._wrap_source(data_source)
         self._last_features: pa.Table | None = None
         self._lock = threading.Lock()  # one training run at a time
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"retrain-{agent}")
-        self._job: Future[dict[str, Any]] | None = None
+        self._job: Future[Challenger] | None = None
         self._last_error: str | None = None
-        self.predictor: Predictor | None = self._load_newest()
-        self.journal = Journal.from_config(self.cfg.crypto, self.cfg.data_dir, f"agent-{self.agent}", store)
-        self._journal_lock = threading.Lock()  # retrains run on a worker thread
+        self.predictor: Predictor | None = self._start_up()  # the one recovery path
         self.serve_app = serve_app
         self._handle: Any = None
 
@@ -114,12 +121,24 @@ class AgentActor:
             promote(self.agent, version, self.serve_app)
 
     # ------------------------------------------------------------------ start-up
-    def _load_newest(self) -> Predictor | None:
-        """The newest version that verifies (older ones are tried if the newest is refused)."""
-        for info in reversed(self.registry.versions(self.agent)):
-            if info.ok:
+    def _start_up(self) -> Predictor | None:
+        """Rebuild the buffer from the journal; load the version to serve (module docstring)."""
+        served: str | None = None
+        for record in self.journal.records():
+            if record.kind == "outcomes":
+                self.buffer.add(from_rows(record.payload["rows"]))
+            elif record.kind == "model_promotion":
+                served = record.payload["version"]
+        infos = self.registry.versions(self.agent)
+        if served is not None:
+            for info in infos:
+                if info.version == served and info.ok:
+                    return self.registry.load(self.agent, served)
+            self.log.warning("journaled serving version %s %s does not verify", self.agent, served)
+        for info in reversed(infos):
+            if info.ok and not _rejected(info):
                 return self.registry.load(self.agent, info.version)
-            self.log.warning("skipping %s %s: %s", self.agent, info.version, info.status)
+            self.log.warning("skipping %s %s: %s", self.agent, info.version, "rejected" if info.ok else info.status)
         return None
 
     @staticmethod
@@ -146,42 +165,28 @@ class AgentActor:
     # ------------------------------------------------------------------ training
     def train(self, features: pa.Table | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         """Train from scratch, publish a new version and serve it."""
-        return self._train(self._data(features), overrides, warm=False)
+        return self._train(self._data(features), overrides)
 
-    def retrain(self, features: pa.Table | None = None) -> dict[str, Any]:
-        """A new version from the latest data and the buffered outcomes (see module doc)."""
-        return self._train(self._data(features), None, warm=True)
-
-    def _train(self, features: pa.Table, overrides: dict[str, Any] | None, warm: bool) -> dict[str, Any]:
+    def _train(self, features: pa.Table, overrides: dict[str, Any] | None) -> dict[str, Any]:
         from actors.training.train import train_agent
 
         with self._lock:
             t0 = time.perf_counter()
-            serving = self.predictor
-            plan = self.retrain_policy.plan(
-                warm=warm, buffered=len(self.buffer), serving=serving.version if serving is not None else None
-            )
-            pending = self.buffer.pending
+            with self._state_lock:
+                outcomes = self.buffer.table() if len(self.buffer) else None
             result = train_agent(
                 self.agent,
                 features,
                 self.cfg,
                 registry=self.registry,
                 overrides={**self.overrides, **(overrides or {})},
-                outcomes=self.buffer.table() if plan.use_outcomes else None,
-                init=serving if plan.init_from_serving else None,
-                last_bars=plan.last_bars,
+                outcomes=outcomes,
                 threads=self.threads,
-                parent=plan.parent,
-                refit=plan.refit,
-                extra_metadata={"feedback": {**self.buffer.stats(), "used_as": plan.feedback_use}},
             )
             assert result.version is not None
             self._last_features = _owned(features)
             self.predictor = self.registry.load(self.agent, result.version)  # serve what was signed
-            self._promote(result.version, "retrain" if warm else "train")
-            if plan.warm:
-                self.buffer.mark_retrained(pending)
+            self._promote(result.version, "train")
             validation = result.metadata["metrics"]["validation"]["ALL"]
             self.log.info("%s %s published (validation Sharpe %s)", self.agent, result.version, validation["sharpe"])
             return {
@@ -194,6 +199,78 @@ class AgentActor:
                 "data": result.metadata["data"],
                 "train": result.metadata["train"],
             }
+
+    # ------------------------------------------------------------------ retraining
+    def start_retrain(self, features: pa.Table | None = None) -> dict[str, Any]:
+        """Start a challenger on ``features`` (which must end at the retrain point) with a
+        snapshot of the buffered outcomes and of the serving champion; returns at once."""
+        with self._state_lock:
+            if self._job is not None:
+                raise ModelError(f"agent {self.agent}: a retrain is already in flight (call finish_retrain first)")
+            data = _owned(self._data(features))
+            champion = self.predictor
+            plan = self.retrain_policy.plan(warm=True, serving=None if champion is None else champion.version)
+            outcomes = self.buffer.table()
+            self._job = self._pool.submit(self._challenger, data, plan, champion, outcomes)
+        return {"agent": self.agent, "parent": plan.parent, "outcomes": outcomes.num_rows}
+
+    def _challenger(self, features: pa.Table, plan: TrainPlan, champion: Predictor | None, outcomes: pa.Table) -> Challenger:
+        from actors.training.challenger import train_challenger
+
+        with self._lock:
+            t0 = time.perf_counter()
+            out = train_challenger(
+                self.agent, features, self.cfg, plan, champion=champion, outcomes=outcomes if outcomes.num_rows else None,
+                registry=self.registry, overrides=self.overrides, threads=self.threads,
+            )
+            out.result.metadata["seconds"] = round(time.perf_counter() - t0, 2)
+            self._last_features = features
+            return out
+
+    def finish_retrain(self, timeout_s: float = 900.0) -> dict[str, Any]:
+        """Wait for the retrain in flight (its error is raised here), apply and journal the
+        gate's decision; returns it with both scores."""
+        job = self._job
+        if job is None:
+            raise ModelError(f"agent {self.agent}: no retrain in flight")
+        try:
+            ch = job.result(timeout=timeout_s)
+        except FutureTimeout:
+            raise TransientError(f"agent {self.agent}: retrain still running after {timeout_s}s") from None
+        except Exception as exc:
+            self._job = None
+            self._last_error = f"{type(exc).__name__}: {exc}"
+            raise
+        self._job = None
+        self._last_error = None
+        d = ch.decision
+        meta = ch.result.metadata
+        record = {
+            "agent": self.agent,
+            "version": ch.result.version,
+            "parent": meta.get("parent"),
+            **d.to_json(),
+            "gate_window": meta["metrics"]["gate"]["window"],
+            "outcomes": meta["train"].get("outcomes"),
+        }
+        with self._journal_lock:
+            self.journal.append("promotion_decision", record)
+        if d.promote:
+            assert ch.result.version is not None
+            self.predictor = self.registry.load(self.agent, ch.result.version)
+            self._promote(ch.result.version, "gate")
+        self.log.info("%s %s %s: %s", self.agent, ch.result.version, "promoted" if d.promote else "rejected", d.reason)
+        return {**record, "serving": self.version(), "seconds": meta.get("seconds"), "train": meta["train"]}
+
+    def retrain(self, features: pa.Table | None = None) -> dict[str, Any]:
+        """``start_retrain`` then ``finish_retrain``: a gated new version from ``features``."""
+        self.start_retrain(features)
+        return self.finish_retrain()
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every journaled promotion decision, oldest first."""
+        with self._journal_lock:
+            return [r.payload for r in self.journal.records() if r.kind == "promotion_decision"]
 
     # ------------------------------------------------------------------ serving
     def predict(self, features: pa.Table, latest_only: bool = False) -> pa.Table:
@@ -217,10 +294,11 @@ class AgentActor:
         return None if self.predictor is None else self.predictor.version
 
     def versions(self) -> list[dict[str, Any]]:
-        """Every stored version with its verification status and signed metrics."""
+        """Every stored version with its verification status, signed metrics and gate result."""
         out = []
         for info in self.registry.versions(self.agent):
             metrics = info.metadata.get("metrics", {}).get("validation", {}).get("ALL", {})
+            gate = info.metadata.get("metrics", {}).get("gate") or {}
             out.append(
                 {
                     "version": info.version,
@@ -229,6 +307,8 @@ class AgentActor:
                     "created": info.metadata.get("created"),
                     "parent": info.metadata.get("parent"),
                     "validation_sharpe": metrics.get("sharpe"),
+                    "promotion": info.metadata.get("promotion"),
+                    "gate": {k: gate.get(k) for k in ("challenger", "champion")} if gate else None,
                     "data": info.metadata.get("data", {}).get("train"),
                 }
             )
@@ -243,49 +323,28 @@ class AgentActor:
 
     # ------------------------------------------------------------------ learning
     def feedback(self, outcomes: pa.Table) -> dict[str, Any]:
-        """Buffer realized outcomes; start a background retrain when enough are new."""
-        new = self.buffer.add(outcomes)
-        started = False
-        has_data = self._features is not None or self._last_features is not None
-        if self.retrain_policy.due(self.buffer.pending, has_data=has_data, busy=self._busy()):
-            self._job = self._pool.submit(self._retrain_job)
-            started = True
-        return {"new": new, **self.buffer.stats(), "retrain_started": started}
-
-    def _retrain_job(self) -> dict[str, Any]:
-        try:
-            out = self.retrain()
-            self._last_error = None
-            return out
-        except Exception as exc:  # kept for status(); the serving version is unchanged
-            self._last_error = f"{type(exc).__name__}: {exc}"
-            self.log.error("background retrain failed: %s", self._last_error)
-            raise
-
-    def _busy(self) -> bool:
-        return self._job is not None and not self._job.done()
-
-    def wait_idle(self, timeout_s: float = 300.0) -> dict[str, Any]:
-        """Wait for a background retrain (if any) to finish, up to ``timeout_s``."""
-        job = self._job
-        if job is not None:
-            try:
-                job.result(timeout=timeout_s)
-            except FutureTimeout:
-                pass
-            except Exception:  # reported by status()
-                pass
-        return self.status()
+        """Buffer and journal this agent's AGENT_OUTCOMES (DataError for another agent's row)."""
+        with self._state_lock:
+            new = self.buffer.add(outcomes)
+            if outcomes.num_rows:
+                with self._journal_lock:
+                    self.journal.append("outcomes", {"agent": self.agent, "rows": to_rows(outcomes)})
+            return {"new": new, **self.buffer.stats()}
 
     def status(self) -> dict[str, Any]:
         return {
             "agent": self.agent,
             "version": self.version(),
             "serving": self.serve_app,
-            "retraining": self._busy(),
+            "retraining": self._job is not None,
             "last_error": self._last_error,
             "experience": self.buffer.stats(),
         }
+
+
+def _rejected(info: VersionInfo) -> bool:
+    """Whether the promotion gate rejected this version (signed in its manifest)."""
+    return info.metadata.get("promotion", {}).get("promote") is False
 
 
 def _owned(table: pa.Table) -> pa.Table:

@@ -2,10 +2,14 @@
 
 Prediction: DataSourceActor -> FEATURES ref -> AgentActors (each through its Serve
 deployment) -> VOTES -> ConsensusActor -> SIGNALS -> PortfolioActor (risk, orders, fills,
-journal).  Learning: PortfolioActor -> OUTCOMES -> ConsensusActor weights and every
-AgentActor's experience buffer -> background retrain -> signed version -> promoted live on
-Serve without downtime.  Every stage is a function returning plain data; ``tinywindow demo``
-prints them.
+journal).  Learning: PortfolioActor -> OUTCOMES -> ConsensusActor.learn -> each agent's own
+AGENT_OUTCOMES -> that AgentActor's journaled experience buffer.  Retrains run on the bar
+clock (``tinywindow.models.retrain.RetrainSchedule``): after every ``agents.retrain_every_bars``
+bars each agent starts a challenger on the features up to that bar only; ``retrain_lag_bars``
+bars later the pipeline waits for it and the agent applies the promotion gate (a promoted
+version votes from the next bar on, live on Serve without downtime).  Every call whose
+result matters is awaited and its error raised, so the same config and seed trade the same
+ledger.  Every stage is a function returning plain data; ``tinywindow demo`` prints them.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from tinywindow.data.base import select
 from tinywindow.data.config import SourceConfig
 from tinywindow.data.features import complete_mask
 from tinywindow.data.persist import EncryptedSink
+from tinywindow.models.retrain import RetrainSchedule
 
 log = get_logger("pipeline")
 
@@ -116,7 +121,6 @@ def start_agents(
     features: pa.Table,
     budget: dict[str, dict[str, Any]],
     agents: Sequence[str] = AGENTS,
-    auto_retrain: Sequence[str] = ("xgboost",),
     actor_options: Mapping[str, Any] | None = None,
 ) -> AgentStage:
     """One AgentActor per agent, trained in parallel on ``features`` (one object-store copy)."""
@@ -128,7 +132,7 @@ def start_agents(
     doc = cfg.model_dump(mode="json", exclude={"serving": {"token"}})
     actors = {
         a: remote_agent(num_cpus=cfg.agents.num_cpus, **dict(actor_options or {})).remote(
-            a, doc, auto_retrain=a in auto_retrain, overrides=budget.get(a, {})
+            a, doc, overrides=budget.get(a, {})
         )
         for a in agents
     }
@@ -155,7 +159,9 @@ class TradingReport:
     outcomes: int
     journal: dict[str, Any]
     seconds: float
-    retrains: dict[str, Any] = field(default_factory=dict)
+    retrains: dict[str, Any] = field(default_factory=dict)  # each agent's status at the end
+    promotions: list[dict[str, Any]] = field(default_factory=list)  # every gate decision, in bar order
+    versions_by_bar: list[tuple[int, dict[str, str]]] = field(default_factory=list)  # who voted on each bar
     consensus: Any = None  # the actor handles, for the caller to inspect or stop
     portfolio: Any = None
 
@@ -187,8 +193,9 @@ def run_trading(
 
     Each period (a quarter by default) the agents vote on all of its bars in one batched call
     through their Serve deployments; then every bar goes votes -> consensus -> portfolio,
-    and realized outcomes flow back to the consensus weights and the agents, whose
-    background retrains are promoted live before a later period votes.
+    and realized outcomes flow back to the consensus and, per agent, to the agents.  Retrains
+    start and are decided at fixed bars (see the module docstring); after a promotion the
+    rest of the period is voted again, so the new version votes from the next bar on.
     """
     import ray
 
@@ -210,29 +217,42 @@ def run_trading(
 
     equity: list[float] = []
     versions_by_period: list[tuple[str, dict[str, list[str]]]] = []
-    signal_counts = {"buy": 0, "sell": 0, "hold": 0}
+    versions_by_bar: list[tuple[int, dict[str, str]]] = []
+    promotions: list[dict[str, Any]] = []
+    signal_counts = {"long": 0, "short": 0, "flat": 0, "no_decision": 0}  # target exposures decided, or none
     n_orders = n_outcomes = 0
     seq = 0
-    for p0 in range(0, len(times), period_bars):
-        period = times[p0 : p0 + period_bars]
-        lo, hi = period[0], period[-1] + 1
-        period_ref = ray.put(select(feats, None, lo - lead_ns, hi))  # one copy, read by every agent
+    schedule = RetrainSchedule(cfg.agents)
+    decide_at: int | None = None
+
+    def vote(period_ref: Any, lo: int) -> tuple[dict[int, pa.Table], dict[str, list[str]]]:
+        """Every agent's votes on the period's bars from ``lo`` on, grouped by bar."""
         all_votes = [
             v.filter(pc.greater_equal(v.column("ts").cast(pa.int64()), lo))
             for v in ray.get([agents.actors[a].predict.remote(period_ref) for a in names])
         ]
-        votes = pa.concat_tables(all_votes)
         used = {a: sorted(set(v.column("model_version").to_pylist())) for a, v in zip(names, all_votes, strict=True)}
+        return _group_by_ts(pa.concat_tables(all_votes)), used
+
+    for p0 in range(0, len(times), period_bars):
+        period = times[p0 : p0 + period_bars]
+        lo, hi = period[0], period[-1] + 1
+        period_ref = ray.put(select(feats, None, lo - lead_ns, hi))  # one copy, read by every agent
+        votes_by_ts, used = vote(period_ref, lo)
         label = str(np.datetime64(lo, "ns").astype("datetime64[D]"))
         versions_by_period.append((label, used))
-        votes_by_ts = _group_by_ts(votes)
-        for ts in period:
+        for k, ts in enumerate(period):
+            bar_no = p0 + k
             bar = by_ts[ts]
             v = votes_by_ts.get(ts)
             if v is not None and v.num_rows:
+                versions_by_bar.append((ts, _versions(v)))
+            if v is not None and v.num_rows:
                 signals = ray.get(consensus.on_votes.remote(v))
-                for action in signals.column("action").to_pylist():
-                    signal_counts["buy" if action > 0 else "sell" if action < 0 else "hold"] += 1
+                for action, decided in zip(signals.column("action").to_pylist(),
+                                           signals.column("decided").to_pylist(), strict=True):
+                    signal_counts["no_decision" if not decided else "long" if action > 0
+                                  else "short" if action < 0 else "flat"] += 1
                 orders = ray.get(portfolio.apply_signals.remote(signals, bar))
                 n_orders += orders.num_rows
             else:
@@ -240,13 +260,31 @@ def run_trading(
             outcomes, seq = ray.get(portfolio.outcomes_since.remote(seq))
             if outcomes.num_rows:
                 n_outcomes += outcomes.num_rows
-                consensus.learn.remote(outcomes)
-                for a in names:
-                    agents.actors[a].feedback.remote(outcomes)
+                per_agent = ray.get(consensus.learn.remote(outcomes))
+                routed = _route(per_agent, names)
+                ray.get([agents.actors[a].feedback.remote(t) for a, t in routed.items() if t.num_rows])
             equity.append(float(ray.get(portfolio.snapshot.remote())["equity"]))
+            if schedule.starts(bar_no, len(times)):
+                upto = ray.put(features_of(data, sources, None, ts + 1))  # nothing after this bar
+                ray.get([agents.actors[a].start_retrain.remote(upto) for a in names])
+                decide_at = schedule.decision_bar(bar_no)
+                say(f"  retrain started after bar {bar_no} ({_day(ts)}) on features up to it; "
+                    f"decided at bar {decide_at}")
+            if decide_at == bar_no:
+                decided = ray.get([agents.actors[a].finish_retrain.remote() for a in names])
+                decide_at = None
+                for d in decided:
+                    promotions.append({"bar": bar_no, "day": _day(ts), **_summary(d)})
+                    say("  " + _describe(promotions[-1]))
+                if any(d["promote"] for d in decided) and k + 1 < len(period):
+                    nxt = period[k + 1]
+                    fresh, now_used = vote(period_ref, nxt)
+                    votes_by_ts = {**{t: x for t, x in votes_by_ts.items() if t < nxt}, **fresh}
+                    used = {a: sorted(set(used[a]) | set(now_used[a])) for a in names}
+                    versions_by_period[-1] = (label, used)
         say(f"  {label}: equity {equity[-1]:,.0f}, versions " + ", ".join(f"{a} {'/'.join(v)}" for a, v in used.items()))
     snapshot = ray.get(portfolio.snapshot.remote())
-    retrains = {a: ray.get(agents.actors[a].wait_idle.remote(300)) for a in names}
+    retrains = {a: ray.get(agents.actors[a].status.remote()) for a in names}
     closes = np.array([[float(by_ts[t].filter(pc.equal(by_ts[t].column("symbol").cast(pa.string()), s))
                                .column("close")[0].as_py()) for s in _symbols(bars)] for t in times])
     bench = cfg.portfolio.initial_cash_usd * (closes / closes[0]).mean(axis=1)
@@ -265,10 +303,49 @@ def run_trading(
         journal=ray.get(portfolio.verify_journal.remote()),
         seconds=time.perf_counter() - t0,
         retrains=retrains,
+        promotions=promotions,
+        versions_by_bar=versions_by_bar,
         consensus=consensus,
         portfolio=portfolio,
     )
     return report
+
+
+def _route(agent_outcomes: Any, names: Sequence[str]) -> dict[str, pa.Table]:
+    """Each agent's own rows of ``ConsensusActor.learn``'s AGENT_OUTCOMES."""
+    if not isinstance(agent_outcomes, pa.Table):
+        raise TypeError(f"ConsensusActor.learn returned {type(agent_outcomes).__name__}, expected AGENT_OUTCOMES")
+    col = agent_outcomes.column("agent")
+    return {a: agent_outcomes.filter(pc.equal(col, a)) for a in names}
+
+
+def _versions(votes: pa.Table) -> dict[str, str]:
+    """Which version of each agent voted in ``votes`` (one bar)."""
+    return dict(sorted(zip(votes.column("agent").to_pylist(), votes.column("model_version").to_pylist(), strict=True)))
+
+
+def _day(ts: int) -> str:
+    return str(np.datetime64(ts, "ns").astype("datetime64[D]"))
+
+
+def _summary(d: Mapping[str, Any]) -> dict[str, Any]:
+    """The figures of a gate decision the demo prints and the report keeps."""
+    outcomes = d.get("outcomes") or {}
+    return {
+        "agent": d["agent"], "version": d["version"], "parent": d["parent"], "promote": d["promote"],
+        "reason": d["reason"], "metric": d["metric"],
+        "challenger": d["challenger"].get(d["metric"]),
+        "champion": None if d["champion"] is None else d["champion"].get(d["metric"]),
+        "outcomes_matched": outcomes.get("matched", 0), "outcomes_used_as": outcomes.get("used_as"),
+        "serving": d["serving"], "seconds": d.get("seconds"),
+    }
+
+
+def _describe(p: Mapping[str, Any]) -> str:
+    champ = "n/a" if p["champion"] is None else f"{p['champion']:.2f}"
+    return (f"{p['agent']} {p['version']} (parent {p['parent']}) {'PROMOTED' if p['promote'] else 'rejected'}: "
+            f"{p['metric']} {p['challenger']:.2f} vs champion {champ}; {p['outcomes_matched']} outcomes used "
+            f"as {p['outcomes_used_as']}; serving {p['serving']}")
 
 
 def _symbols(bars: pa.Table) -> list[str]:

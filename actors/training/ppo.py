@@ -92,14 +92,16 @@ def train_ppo(
     seed: int,
     init_weights: dict[str, Any] | None = None,
     on_iteration: IterationHook | None = None,
+    weights: Sequence[np.ndarray] | None = None,
 ) -> tuple[RLPredictor, TrainStats]:
     """Train ``agent`` with PPO on ``series`` (already cut to the training window).
 
     ``init_weights`` warm-starts from an earlier version (retraining); ``on_iteration`` is
     called after every iteration with a predictor snapshot and RLlib's result, and stops
-    training early by returning True.
+    training early by returning True.  ``weights`` (one array per series) weigh each bar's
+    reward (a fine-tune on realized outcomes: ``tinywindow.models.learning``).
     """
-    env_cfg = env_config(series, normalizer, window, cost, params.episode_len, params.reward_scale)
+    env_cfg = env_config(series, normalizer, window, cost, params.episode_len, params.reward_scale, weights)
     algo = ppo_config(agent, env_cfg, params, seed).build_algo()
     stats = TrainStats()
     t0 = time.perf_counter()

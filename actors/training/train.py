@@ -20,10 +20,12 @@ from typing import Any
 import pyarrow as pa
 
 from tinywindow.config import Config
+from tinywindow.crypto.keystore import KeyStore
 from tinywindow.errors import DataError
 from tinywindow.models.config import AgentConfig
 from tinywindow.models.evaluation import walkforward as wf
 from tinywindow.models.evaluation.scoring import Score
+from tinywindow.models.learning import apply_outcomes
 from tinywindow.models.params import (
     AGENTS,
     DEMO_BUDGET,
@@ -80,7 +82,13 @@ def fit(
     init: Predictor | None = None,
     threads: int = 1,
 ) -> tuple[Predictor, dict[str, Any]]:
-    """Train one model on ``train`` (already cut); returns it and training statistics."""
+    """Train one model on ``train`` (already cut); returns it and training statistics.
+
+    ``outcomes`` (AGENT_OUTCOMES of this agent) are applied to the training rows they match
+    (``tinywindow.models.learning``); the statistics say how many matched and how they were
+    used."""
+    matched = apply_outcomes(train, outcomes, params.outcome_weight_cap)
+    weights = matched.weights if matched.matched else None
     if check_agent(agent) in RL_AGENTS:
         from actors.training.ppo import train_ppo
         from tinywindow.models.rl.inference import RLPredictor
@@ -89,12 +97,16 @@ def fit(
         warm = None
         if isinstance(init, RLPredictor) and init.agent == agent and init.model_config == params.model_config_dict():
             warm = init.weights()
-        rl, stats = train_ppo(agent, train, normalizer, agents.window, agents.cost, params, seed, init_weights=warm)
-        return rl, {**stats.to_json(), "warm_start": warm is not None}
+        rl, stats = train_ppo(
+            agent, matched.series, normalizer, agents.window, agents.cost, params, seed, init_weights=warm, weights=weights
+        )
+        return rl, {**stats.to_json(), "warm_start": warm is not None,
+                    "outcomes": matched.to_json("realized returns and reward weights of traded bars")}
     from tinywindow.models.xgb.train import train_xgb
 
     assert isinstance(params, XGBParams)
-    return train_xgb(train, normalizer, agents.window, params, seed, outcomes=outcomes, threads=threads)
+    model, xgb_stats = train_xgb(matched.series, normalizer, agents.window, params, seed, weights=weights, threads=threads)
+    return model, {**xgb_stats, "outcomes": matched.to_json("labels (sign of realized return) and sample weights")}
 
 
 def scores_json(scores: Mapping[str, Score]) -> dict[str, Any]:
@@ -132,17 +144,14 @@ def train_agent(
     last_bars: int | None = None,
     threads: int = 1,
     parent: str | None = None,
-    refit: bool = False,
     extra_metadata: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Train ``agent`` on ``features`` (optionally only each symbol's last ``last_bars``),
     validate on the held-out tail and publish to ``registry`` when one is given.
 
     ``init`` warm-starts an RL agent from an earlier version; ``parent`` (default: the
-    ``init`` version) records which version this run replaces.  With ``refit`` the published
-    model is trained once more on everything, hold-out included (so the newest outcomes can
-    weigh in); its manifest then says ``refit: true`` and its validation metrics are those of
-    the same parameters trained without the hold-out."""
+    ``init`` version) records which version this run replaces.  The published model is the
+    one validated: its signed metrics are its own."""
     set_threads(threads)
     seed = cfg.agents.seed if seed is None else seed
     series = to_series(features)
@@ -151,16 +160,12 @@ def train_agent(
     split = holdout_split(series, cfg.agents)
     train = wf.training_part(series, split)
     normalizer = fit_normalizer(train, feature_names(features))
-    params = resolve(agent, cfg.agents, registry_root(cfg.agents, cfg.data_dir), overrides)
+    params = resolve(agent, cfg.agents, registry_root(cfg.agents, cfg.data_dir), overrides,
+                     keys=None if registry is None else registry.signer)
     predictor, stats = fit(agent, train, normalizer, cfg.agents, params, seed, outcomes=outcomes, init=init, threads=threads)
     vset = wf.ValidationSet.build(series, split, cfg.agents.window)
     validation = scores_json(vset.evaluate(predictor, cfg.agents.cost))
-    if refit:
-        train = [s for s in series if len(s)]
-        normalizer = fit_normalizer(train, feature_names(features))
-        predictor, stats = fit(agent, train, normalizer, cfg.agents, params, seed, outcomes=outcomes, init=init, threads=threads)
     metadata = {
-        "refit": refit,
         "data": {"train": data_range(train), "validation": split.to_json(), "features": list(normalizer.names)},
         "config": {"agents": cfg.agents.model_dump(mode="json"), "params": params.model_dump()},
         "metrics": {
@@ -188,9 +193,11 @@ def walk_forward(
     threads: int = 1,
     on_model: Callable[[int, wf.Split, str, Predictor, dict[str, Score], dict[str, Any]], None] | None = None,
     log: Callable[[str], None] | None = None,
+    keys: KeyStore | None = None,
 ) -> wf.Report:
     """Walk-forward over ``folds`` folds from ``first_train_end``; ``on_model`` sees every
-    trained model with its out-of-sample scores (the demo publishes them there)."""
+    trained model with its out-of-sample scores (the demo publishes them there).  ``keys``
+    (the unlocked keystore) reads a sealed tuned file when one exists."""
     set_threads(threads)
     seed = cfg.agents.seed if seed is None else seed
     series = to_series(features)
@@ -201,7 +208,7 @@ def walk_forward(
     def trainer(
         k: int, agent: str, train: list[Series], normalizer: Normalizer, split: wf.Split, vset: wf.ValidationSet
     ) -> Predictor:
-        params = resolve(agent, cfg.agents, registry_root(cfg.agents, cfg.data_dir), budget.get(agent))
+        params = resolve(agent, cfg.agents, registry_root(cfg.agents, cfg.data_dir), budget.get(agent), keys=keys)
         t0 = time.perf_counter()
         predictor, stats = fit(agent, train, normalizer, cfg.agents, params, seed, threads=threads)
         info = {
@@ -257,6 +264,6 @@ def train_demo(
 
     report = walk_forward(
         features, cfg, agents=agents, folds=1, first_train_end=first_train_end, budget=budget,
-        seed=seed, threads=threads, on_model=publish, log=log,
+        seed=seed, threads=threads, on_model=publish, log=log, keys=registry.signer,
     )
     return DemoResult(versions, report, time.perf_counter() - t0, timings)

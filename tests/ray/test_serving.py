@@ -15,6 +15,7 @@ import grpc
 import httpx
 import pyarrow as pa
 import pytest
+import ray
 
 from actors import serving
 from actors.training.train import train_agent
@@ -69,6 +70,85 @@ def test_signal_has_consensus_with_reasons(served: Served) -> None:
     signals = r.json()["signals"]
     assert len(signals) == 4
     assert all(s["reason"] and s["votes"] >= 1 and s["action"] in (-1, 0, 1) for s in signals)
+
+
+def _exact_votes(served: Served) -> pa.Table:
+    """The votes the gateway got for ``served.window()``, unrounded (JSON rounds to 6 places):
+    asked of the same model deployments directly."""
+    from ray import serve
+
+    handles = [serve.get_deployment_handle(serving.model_deployment_name(a), app_name=serving.APP_NAME)
+               for a in served.agents]
+    return pa.concat_tables([h.predict.remote(served.window(), True).result() for h in handles])
+
+
+def _teach(consensus: Any, agents: list[str], before_ns: int) -> None:
+    """Votes and outcomes on a symbol of its own, before ``before_ns``: agents[0] says 0.6 and
+    is right 70% of the time, agents[1] says 0.9 and is right 55% (over-confident)."""
+    day = 86_400 * 10**9
+    outcomes = []
+    for d in range(80):
+        ts = before_ns - (100 - d) * day
+        rows = [(agents[0], 1 if d % 10 < 7 else -1, 0.6), (agents[1], 1, 0.9)]
+        votes = pa.table({
+            "symbol": ["TEACH"] * 2, "ts": pa.array([ts] * 2, pa.int64()).cast(pa.timestamp("ns", tz="UTC")),
+            "agent": [r[0] for r in rows], "model_version": ["t1"] * 2,
+            "action": pa.array([r[1] for r in rows], pa.int8()), "confidence": pa.array([r[2] for r in rows], pa.float32()),
+        })
+        ray.get(consensus.on_votes.remote(votes))
+        outcomes.append((ts, 0.01 if d % 20 < 11 else -0.01))
+    table = pa.table({
+        "symbol": ["TEACH"] * len(outcomes),
+        "ts": pa.array([t for t, _ in outcomes], pa.int64()).cast(pa.timestamp("ns", tz="UTC")),
+        "action": pa.array([0] * len(outcomes), pa.int8()), "realized_return": [r for _, r in outcomes],
+    })
+    assert ray.get(consensus.learn.remote(table)).num_rows == 2 * len(outcomes)
+
+
+def test_the_served_signal_is_the_traded_signal_after_learning(served: Served) -> None:
+    """/v1/signal and gRPC Signal decide with the live consensus's learned weights and
+    calibration, through the function its trading path decides with; without one they say
+    they use default weights."""
+    from actors.consensus import live_consensus, remote_consensus
+    from actors.gateway import DEFAULT_WEIGHTS_NOTE, LIVE_RETRY_S
+    from tests.serving_app import PASSPHRASE
+
+    body = {"features": served.columns(), "latest_only": True}
+    deadline = time.monotonic() + 30
+    while live_consensus() is not None:  # an earlier test's consensus is going away
+        assert time.monotonic() < deadline, "a live consensus from another test is still registered"
+        time.sleep(0.2)
+    time.sleep(LIVE_RETRY_S)
+    r = served.http.post("/v1/signal", json=body, headers=AUTH).json()
+    assert r["consensus"] == "default-weights" and all(s["reason"].startswith(DEFAULT_WEIGHTS_NOTE) for s in r["signals"])
+
+    cfg = served.cfg.set("consensus.calibrate_every", 20).set("consensus.calibration_min", 40)
+    consensus = remote_consensus(num_cpus=0).remote(cfg, served.agents, "consensus-served", passphrase=PASSPHRASE)
+    try:
+        assert live_consensus() is not None
+        request_ts = max(v["ts_ns"] for v in r["votes"])
+        _teach(consensus, served.agents, request_ts)
+        weights = ray.get(consensus.weights.remote())
+        assert ray.get(consensus.calibration.remote()) and weights != dict.fromkeys(served.agents, 1.0)
+        deadline = time.monotonic() + 30
+        while (r := served.http.post("/v1/signal", json=body, headers=AUTH).json())["consensus"] != "live":
+            assert time.monotonic() < deadline, "the gateway never found the live consensus"
+            time.sleep(0.5)
+        served_signals = sorted(r["signals"], key=lambda s: s["symbol"])
+        traded = ray.get(consensus.on_votes.remote(_exact_votes(served))).to_pylist()
+        traded = sorted((t for t in traded if t["symbol"] != "TEACH"), key=lambda t: t["symbol"])
+        assert len(served_signals) == len(traded) == 4
+        for s, t in zip(served_signals, traded, strict=True):
+            assert (s["symbol"], s["ts_ns"], s["action"], s["decided"], s["votes"], s["reason"]) == (
+                t["symbol"], t["ts"].value, t["action"], t["decided"], t["votes"], t["reason"])
+            assert s["confidence"] == pytest.approx(t["confidence"], abs=1e-6)
+            assert f"w={weights[served.agents[1]]:.3f}" in s["reason"]  # the learned weight, not 1.000
+        grpc_reply = served.grpc_stub.Signal(pb.VotesRequest(arrow_ipc=_ipc(served.window()), latest_only=True),
+                                             metadata=META)
+        assert sorted((g.symbol, g.action, g.reason) for g in grpc_reply.signals) == [
+            (t["symbol"], t["action"], t["reason"]) for t in traded]
+    finally:
+        ray.kill(consensus, no_restart=True)
 
 
 def _bad_bodies(served: Served) -> list[tuple[Any, str]]:
@@ -237,7 +317,7 @@ def test_hot_swap_under_continuous_traffic_has_zero_failures(served: Served) -> 
 
 def test_tampered_version_is_refused_and_old_one_keeps_serving(served: Served) -> None:
     v3 = str(train_agent("xgboost", served.features, served.cfg, registry=served.registry, seed=9).version)
-    booster = next(p for p in (Path(served.registry.root) / "xgboost" / v3).iterdir() if p.suffix == ".ubj")
+    booster = next(p for p in (Path(served.registry.root) / "xgboost" / v3).iterdir() if p.name.startswith("booster.ubj"))
     data = bytearray(booster.read_bytes())
     data[len(data) // 2] ^= 0xFF
     booster.write_bytes(bytes(data))
@@ -264,8 +344,11 @@ def test_agent_actor_predicts_through_its_deployment_and_promotes_new_versions(s
     from actors.agent import remote_agent
     from tinywindow.crypto.journal import Journal
 
-    actor = remote_agent(num_cpus=0).remote("xgboost", served.cfg.model_dump(mode="json"),
-                                            passphrase="serving test passphrase", auto_retrain=False)
+    # a gate that promotes any challenger: this test is about putting a promoted version live
+    # on Serve (the gate's own decisions are tested in tests/ray/test_agent_actor.py)
+    doc = served.cfg.set("agents.promotion.margin", -100.0).set("agents.promotion.max_drawdown_worsening", 1.0)
+    actor = remote_agent(num_cpus=0).remote("xgboost", doc.model_dump(mode="json"),
+                                            passphrase="serving test passphrase")
     live = ray.get(actor.attach_serving.remote(serving.APP_NAME))
     assert live == _live_version(served, "xgboost")
     window = served.window()
@@ -276,6 +359,7 @@ def test_agent_actor_predicts_through_its_deployment_and_promotes_new_versions(s
     big = ray.get(actor.predict.remote(served.features))  # a large table goes as a Table
     assert big.num_rows == served.registry.load("xgboost", live).predict(served.features).num_rows
     result = ray.get(actor.retrain.remote(served.features))
+    assert result["promote"], result["reason"]
     assert _live_version(served, "xgboost") == result["version"] != live  # promoted, live
     votes = served.http.post("/v1/votes", json={"features": served.columns(), "agent": "xgboost",
                                                 "latest_only": True}, headers=AUTH).json()["votes"]
@@ -295,7 +379,7 @@ def test_agent_actor_predicts_through_its_deployment_and_promotes_new_versions(s
             time.sleep(0.1)
     with journal:
         promotions = [r.payload for r in journal.records() if r.kind == "model_promotion"]
-    assert promotions[-1] == {"agent": "xgboost", "version": result["version"], "reason": "retrain", "served": True}
+    assert promotions[-1] == {"agent": "xgboost", "version": result["version"], "reason": "gate", "served": True}
 
 
 # ---------------------------------------------------------------------------- load

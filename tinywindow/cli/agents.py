@@ -2,8 +2,10 @@
 
 ``train`` trains agents on bundled real data and publishes signed versions (``--demo``: all
 three with the demo budget and the one-fold walk-forward report); ``list`` shows every
-version with its verification status; ``evaluate`` runs a walk-forward evaluation next to
-buy-and-hold without publishing anything.  Signing needs the keystore passphrase (env var
+version with its verification status and, for a retrain, the promotion gate's decision with
+both scores; ``evaluate`` scores each agent's stored version and
+their consensus after the version's training cut next to buy-and-hold, with the deflated
+Sharpe ratio (``--walk-forward``: retrain on folds instead), without publishing anything.  Signing needs the keystore passphrase (env var
 ``crypto.passphrase_env`` or a prompt); listing needs only the public keys.
 """
 
@@ -41,9 +43,19 @@ def register(sub: Any) -> None:
     ls.add_argument("--agent", action="append", choices=["lstm", "transformer", "xgboost"])
     ls.set_defaults(func=cmd_list)
 
-    ev = cmds.add_parser("evaluate", help="walk-forward out-of-sample evaluation next to buy-and-hold")
+    ev = cmds.add_parser(
+        "evaluate",
+        help="out-of-sample Sharpe, drawdown, turnover, hit rate and deflated Sharpe of each stored agent "
+             "and their consensus next to buy-and-hold (--walk-forward: retrain and score folds instead)",
+    )
     ev.add_argument("--agent", action="append", choices=["lstm", "transformer", "xgboost"])
-    ev.add_argument("--folds", type=int, default=1, help="consecutive validation folds (default 1)")
+    ev.add_argument("--version", action="append", default=[], metavar="AGENT=VERSION",
+                    help="evaluate this version of an agent instead of its latest (repeatable)")
+    ev.add_argument("--no-decision", choices=["flat", "keep"], default=None,
+                    help="what a consensus 'no decision' does (default: portfolio.no_decision)")
+    ev.add_argument("--walk-forward", action="store_true",
+                    help="retrain every agent on walk-forward folds instead of evaluating stored versions")
+    ev.add_argument("--folds", type=int, default=1, help="(--walk-forward) consecutive validation folds (default 1)")
     ev.add_argument("--first-train-end", default="2011-01-01", help="end of the first training window")
     ev.add_argument("--budget", choices=BUDGETS, default="demo", help="training budget (default demo)")
     ev.add_argument("--data", default="sp500,nasdaq,goog", help="bundled datasets (comma-separated)")
@@ -116,31 +128,94 @@ def cmd_list(args: argparse.Namespace, cfg: Config) -> int:
             m = info.metadata
             val = m.get("metrics", {}).get("validation", {}).get("ALL", {})
             train = m.get("data", {}).get("train", {})
+            # a retrain's signed gate result: its own and the champion's score on the gate window
+            gate = m.get("metrics", {}).get("gate") or {}
+            decision = m.get("promotion") or {}
+            metric = decision.get("metric", "sharpe")
+            champ = gate.get("champion") or {}
             rows.append([
                 agent, info.version, info.status if info.ok else info.status[:60], m.get("created", "")[:19],
                 f"{train.get('start', '')[:10]}..{train.get('end', '')[:10]}" if train else "",
                 val.get("sharpe"), val.get("hit_rate"), m.get("parent"),
+                ("promoted" if decision["promote"] else "rejected") if "promote" in decision else "trained",
+                f"{metric} {_num((gate.get('challenger') or {}).get(metric))} vs {champ.get('version')} "
+                f"{_num(champ.get(metric))}" if gate else "",
             ])
     if not rows:
         print(f"no model versions in {registry.root} (run 'tinywindow agents train')")
         return 0
-    print(table(rows, ["agent", "version", "status", "created", "trained on", "val Sharpe", "val hit", "parent"]))
+    print(table(rows, ["agent", "version", "status", "created", "trained on", "val Sharpe", "val hit", "parent",
+                       "gate", "gate scores (challenger vs champion)"]))
     return 0 if all(r[2] == "ok" for r in rows) else 1
 
 
+def _num(v: Any) -> str:
+    return f"{v:.3f}" if isinstance(v, (int, float)) else "n/a"
+
+
 def cmd_evaluate(args: argparse.Namespace, cfg: Config) -> int:
+    if not args.walk_forward:
+        return _evaluate_versions(args, cfg)
     from actors.runtime import connect
     from actors.training.train import walk_forward
-    from tinywindow.models.params import AGENTS
+    from tinywindow.models.params import AGENTS, tuned_path
+    from tinywindow.models.registry import registry_root
 
     t0 = time.perf_counter()
+    agents = args.agent or list(AGENTS)
+    keys = None
+    if any(tuned_path(registry_root(cfg.agents, cfg.data_dir), a).exists() for a in agents):
+        from tinywindow.cli.keys import read_passphrase
+        from tinywindow.crypto import open_keystore
+
+        keys = open_keystore(cfg.crypto, cfg.data_dir, read_passphrase(cfg))  # the sealed tuned files
     connect(cfg)
     report = walk_forward(
-        _features(args.data), cfg, agents=args.agent or list(AGENTS), folds=args.folds,
+        _features(args.data), cfg, agents=agents, folds=args.folds,
         first_train_end=args.first_train_end, budget=_budget(args.budget), threads=args.threads, log=print,
+        keys=keys,
     )
     print(report.markdown(symbols=not args.no_symbols))
     if args.json:
         Path(args.json).write_text(json.dumps({**report.to_json(), "seconds": round(time.perf_counter() - t0, 1)}, indent=1))
     print(f"\nwalk-forward finished in {time.perf_counter() - t0:.1f}s (cost {cfg.agents.cost} per unit traded)")
+    return 0
+
+
+def _evaluate_versions(args: argparse.Namespace, cfg: Config) -> int:
+    """Every agent's stored version (latest, or ``--version``) scored after its training
+    cut, with the consensus and buy-and-hold (``tinywindow.backtest.evaluate``)."""
+    from actors.training.train import embargo
+    from tinywindow.backtest.evaluate import count_trials, evaluate, train_end
+    from tinywindow.cli.keys import read_passphrase
+    from tinywindow.crypto import open_keystore
+    from tinywindow.errors import ConfigError
+    from tinywindow.models.params import AGENTS
+    from tinywindow.models.registry import ModelRegistry
+
+    # model files are sealed: loading them needs the unlocked keystore (nothing is published)
+    keystore = open_keystore(cfg.crypto, cfg.data_dir, read_passphrase(cfg))
+    registry = ModelRegistry.from_config(cfg.agents, cfg.crypto, cfg.data_dir, keystore, read_only=True)
+    pinned = dict(v.split("=", 1) for v in args.version if "=" in v)
+    if len(pinned) != len(args.version):
+        raise ConfigError("--version takes AGENT=VERSION, e.g. --version xgboost=v0003", key="version")
+    predictors, ends, metadata = {}, {}, []
+    for agent in args.agent or list(AGENTS):
+        infos = [i for i in registry.versions(agent) if i.ok]
+        metadata += [i.metadata for i in infos]
+        if not infos and agent not in pinned:
+            print(f"{agent}: no verified version, left out")
+            continue
+        predictors[agent] = registry.load(agent, pinned.get(agent))
+        ends[agent] = train_end(registry.metadata(agent, predictors[agent].version))
+    tune_dir = Path(cfg.agents.tune_dir)
+    tune_dir = tune_dir if tune_dir.is_absolute() else Path(cfg.data_dir) / tune_dir
+    no_decision = args.no_decision or getattr(cfg.portfolio, "no_decision", "flat")
+    result = evaluate(
+        _features(args.data), predictors, ends, cfg.consensus, cfg.agents.cost, count_trials(metadata, tune_dir),
+        embargo_bars=embargo(cfg.agents), no_decision=no_decision,
+    )
+    print(result.markdown())
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_json(), indent=1))
     return 0

@@ -7,8 +7,11 @@
 3. Serving: every agent's model goes live on Ray Serve behind the authenticated gateway;
    AgentActors predict through their deployments.
 4. Layer 3: the S&P 500 and NASDAQ are traded out of sample, bar by bar: votes -> consensus
-   -> risk-checked orders -> paper fills; outcomes train the consensus weights and trigger
-   XGBoost retrains, which are promoted live without downtime.
+   -> risk-checked orders -> paper fills; outcomes train the consensus weights and each
+   agent's own experience.  Every ``agents.retrain_every_bars`` bars all three agents
+   retrain on the features up to that bar and their own outcomes; ``retrain_lag_bars``
+   later the promotion gate decides (champion vs challenger, both scores printed) and a
+   promoted version goes live on Serve without downtime.
 5. Layer 4: journals verified, encrypted segments counted.
 
 Everything is written under ``<data_dir>/demo`` (wiped at the start).  Secrets: the keystore
@@ -184,6 +187,16 @@ def _trading_table(cfg: Config, r: Any) -> str:
                f"{len(r.risk_events)} risk events; {r.outcomes} outcomes fed back")
     out.append("consensus weights (learned from outcomes): "
                + ", ".join(f"{a} {w:.2f}" for a, w in sorted(r.weights.items())))
+    promos = getattr(r, "promotions", [])
+    if promos:
+        kept = sum(1 for p in promos if p["promote"])
+        out.append(f"retrains: {len(promos)} decided at fixed bars, {kept} promoted, {len(promos) - kept} rejected; "
+                   f"{sum(p['outcomes_matched'] for p in promos)} realized outcomes matched into their training data (summed)")
+        for p in promos:
+            champ = "n/a" if p["champion"] is None else f"{p['champion']:.2f}"
+            out.append(f"  bar {p['bar']} ({p['day']}) {p['agent']} {p['version']} <- {p['parent']}: "
+                       f"{'promoted' if p['promote'] else 'rejected'}, {p['metric']} {p['challenger']:.2f} vs champion "
+                       f"{champ}, {p['outcomes_matched']} outcomes ({p['outcomes_used_as']}), {p['seconds']}s")
     for a, st in sorted(r.retrains.items()):
         exp = st.get("experience", {})
         out.append(f"  {a}: serving {st['version']}, {exp.get('outcomes', exp.get('size', '?'))} outcomes buffered"

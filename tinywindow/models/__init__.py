@@ -7,8 +7,10 @@
 * ``loading``      a predictor back from its files, by the kind its ``model.json`` names
 * ``registry``     signed model versions; ``ModelRegistry.load(agent, version) -> Predictor``
 * ``params``       hyperparameters (config < tuned file < overrides) and training budgets
-* ``retrain``      the retrain policy: when outcomes call for a retrain, and on what data
-* ``experience``, ``windows``, ``evaluation``   outcomes buffer, feature windows, scoring
+* ``retrain``      the retrain policy: the bar-clock schedule, and what a retrain uses
+* ``promotion``    the champion/challenger gate a retrain passes before it is served
+* ``experience``, ``learning``   an agent's own outcomes: buffered, then applied to training
+* ``windows``, ``evaluation``   feature windows, walk-forward scoring
 
 Nothing here imports Ray (an import-linter contract in ``make lint`` keeps it so).  Heavy
 imports (torch, XGBoost) happen in the modules that need them, so importing this package is

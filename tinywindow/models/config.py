@@ -4,9 +4,28 @@ Defined beside the package that uses it and composed into the root ``tinywindow.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from tinywindow.core.settings import Section
+
+
+class PromotionConfig(Section):
+    """The champion/challenger gate (``tinywindow.models.promotion``), ``agents.promotion``.
+
+    A challenger is trained on data ending ``embargo_bars`` before the most recent
+    ``eval_bars`` bars; champion and challenger are scored there the same way, and the
+    challenger goes live only if its ``metric`` beats the champion's by more than ``margin``
+    and its max drawdown is not worse than the champion's by more than
+    ``max_drawdown_worsening``.  The default margin (0.1 Sharpe) keeps a challenger that only
+    ties, or wins by noise-level amounts, from churning the served version."""
+
+    metric: Literal["sharpe", "total_return"] = "sharpe"
+    margin: float = Field(default=0.1, ge=-100.0, le=100.0)  # in units of the metric
+    max_drawdown_worsening: float = Field(default=0.05, ge=0.0, le=1.0)  # fraction of equity
+    eval_bars: int = Field(default=126, ge=10, le=100_000)  # the gate's evaluation window
+    embargo_bars: int | None = Field(default=None, ge=0, le=100_000)  # None = agents.window
 
 
 class AgentConfig(Section):
@@ -23,9 +42,14 @@ class AgentConfig(Section):
     lr: float = Field(default=3e-4, gt=0, le=1.0)
     xgb_rounds: int = Field(default=200, ge=1, le=100_000)
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
-    retrain_every: int = Field(default=500, ge=1, le=1_000_000_000)  # outcomes between automatic retrains
+    # the retrain schedule, on the trading bar clock (0 = never): a retrain starts at every
+    # ``retrain_every_bars``-th bar and its promotion is decided ``retrain_lag_bars`` later
+    retrain_every_bars: int = Field(default=252, ge=0, le=1_000_000)
+    retrain_lag_bars: int = Field(default=5, ge=0, le=100_000)
+    retrain_iterations: int = Field(default=4, ge=1, le=100_000)  # PPO iterations of an RL fine-tune (at most)
     retrain_bars: int = Field(default=1260, ge=64, le=10_000_000)  # RL retrains on the latest bars (5 years)
     embargo_bars: int | None = Field(default=None, ge=0, le=100_000)  # walk-forward gap; None = window
     valid_bars: int = Field(default=504, ge=20, le=10_000_000)  # walk-forward validation length (2 years)
     tune_dir: str = "tune"
     num_cpus: float = Field(default=0.25, ge=0.0, le=1024)
+    promotion: PromotionConfig = PromotionConfig()

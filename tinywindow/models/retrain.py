@@ -1,16 +1,20 @@
-"""The retrain policy of an agent: when buffered outcomes call for a retrain, and what a
-training run uses.  Pure (no Ray, no clock, no I/O): ``actors.agent.AgentActor`` asks it and
-does what it says.
+"""The retrain policy of an agent: when it retrains, and what a training run uses.  Pure (no
+Ray, no clock, no I/O): ``actors.pipeline`` and ``actors.agent.AgentActor`` ask it and do
+what it says.
 
-* ``due``: every ``agents.retrain_every`` new outcomes, when automatic retraining is on,
-  there is data to train on and no retrain is already running.
-* ``plan``: a fresh ``train`` starts from scratch on all the data.  A ``retrain`` of an RL
-  agent fine-tunes the serving version's weights on each symbol's latest
-  ``agents.retrain_bars`` bars (for RL the outcomes are a trigger, not a training signal:
-  its reward is computed from the same market returns the outcomes report).  A retrain of
-  XGBoost is validated on the hold-out as usual, then refitted on everything, hold-out
-  included (outcomes are about recent bars, which a hold-out would otherwise always
-  exclude).  XGBoost uses the buffered outcomes as sample weights in either case.
+* ``RetrainSchedule``: retrains happen at fixed points of the trading bar clock, never at a
+  time that depends on how fast anything ran.  A retrain starts after every
+  ``agents.retrain_every_bars``-th bar (with the features up to that bar only) and its
+  promotion is decided ``agents.retrain_lag_bars`` bars later, the caller waiting for the
+  retrain if it is not done; one whose decision would fall after the last bar is not started.
+* ``RetrainPolicy.plan``: a fresh ``train`` starts from scratch on all the data.  A
+  ``retrain`` makes a challenger for the promotion gate (``tinywindow.models.promotion``):
+  trained on data ending an embargo before the gate window, including the bars traded since
+  the last version, with the agent's own realized outcomes applied
+  (``tinywindow.models.learning``: labels and sample weights for XGBoost, realized returns
+  and reward weights for the RL agents).  An RL retrain fine-tunes the serving version's
+  weights on each symbol's latest ``agents.retrain_bars`` bars for at most
+  ``agents.retrain_iterations`` PPO iterations; XGBoost retrains from scratch on everything.
 """
 
 from __future__ import annotations
@@ -21,6 +25,21 @@ from tinywindow.models.config import AgentConfig
 from tinywindow.models.params import RL_AGENTS, check_agent
 
 
+class RetrainSchedule:
+    """Which bars of the trading clock start a retrain and which decide its promotion."""
+
+    def __init__(self, cfg: AgentConfig) -> None:
+        self.every = cfg.retrain_every_bars
+        self.lag = cfg.retrain_lag_bars
+
+    def starts(self, bar: int, n_bars: int) -> bool:
+        """Whether a retrain starts after bar number ``bar`` (0-based) of ``n_bars``."""
+        return self.every > 0 and bar > 0 and bar % self.every == 0 and bar + self.lag < n_bars
+
+    def decision_bar(self, start_bar: int) -> int:
+        return start_bar + self.lag
+
+
 @dataclass(frozen=True)
 class TrainPlan:
     """What one training run of an agent uses (see the module docstring)."""
@@ -28,40 +47,34 @@ class TrainPlan:
     warm: bool  # a retrain (True) or a fresh train
     init_from_serving: bool  # warm-start from the serving version's weights
     last_bars: int | None  # train on each symbol's latest bars only (None: all)
-    refit: bool  # publish a model refitted on everything, hold-out included
-    use_outcomes: bool  # the buffered outcomes are training data (sample weights)
-    parent: str | None  # the version this run replaces, as recorded in its manifest
+    max_iterations: int | None  # cap on PPO iterations (RL fine-tunes)
+    parent: str | None  # the version this run would replace, as recorded in its manifest
 
     @property
-    def feedback_use(self) -> str:
-        """What the buffered outcomes are to this run, as its manifest records it."""
-        return "sample weights" if self.use_outcomes else "trigger"
+    def gated(self) -> bool:
+        """A retrain goes live only through the promotion gate."""
+        return self.warm
 
 
 class RetrainPolicy:
-    """When ``agent`` retrains from buffered outcomes and on which window of data."""
+    """What a training run of ``agent`` uses (see the module docstring)."""
 
-    def __init__(self, agent: str, cfg: AgentConfig, *, auto: bool = True) -> None:
+    def __init__(self, agent: str, cfg: AgentConfig) -> None:
         self.agent = check_agent(agent)
         self.cfg = cfg
-        self.auto = auto
 
     @property
     def rl(self) -> bool:
         return self.agent in RL_AGENTS
 
-    def due(self, pending: int, *, has_data: bool, busy: bool) -> bool:
-        """Whether ``pending`` outcomes since the last retrain should start one now."""
-        return self.auto and pending >= self.cfg.retrain_every and has_data and not busy
-
-    def plan(self, *, warm: bool, buffered: int, serving: str | None) -> TrainPlan:
+    def plan(self, *, warm: bool, serving: str | None) -> TrainPlan:
         """The run for a ``train`` (``warm=False``) or a ``retrain`` (``warm=True``), with
-        ``buffered`` outcomes held and ``serving`` the version now served (None if none)."""
+        ``serving`` the version now served (None if none)."""
+        fine_tune = warm and self.rl
         return TrainPlan(
             warm=warm,
-            init_from_serving=warm and self.rl,
-            last_bars=self.cfg.retrain_bars if (warm and self.rl) else None,
-            refit=warm and not self.rl,
-            use_outcomes=buffered > 0 and not self.rl,
+            init_from_serving=fine_tune,
+            last_bars=self.cfg.retrain_bars if fine_tune else None,
+            max_iterations=self.cfg.retrain_iterations if fine_tune else None,
             parent=serving if warm else None,
         )

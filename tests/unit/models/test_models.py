@@ -19,13 +19,13 @@ from ray.rllib.core.columns import Columns
 from actors.training.rlmodule import build_module
 from tests.compare import assert_votes_match
 from tests.unit.models.synth import NAMES
-from tinywindow.contracts import OUTCOMES, VOTES, validate
+from tinywindow.contracts import VOTES, validate
 from tinywindow.models.evaluation import walkforward as wf
 from tinywindow.models.loading import load_dir
 from tinywindow.models.params import PPOParams, XGBParams
 from tinywindow.models.rl import RLPredictor, build_policy
 from tinywindow.models.windows import fit_normalizer, to_series
-from tinywindow.models.xgb import XGBPredictor, outcome_weights, train_xgb
+from tinywindow.models.xgb import train_xgb
 
 WINDOW = 8
 
@@ -158,44 +158,3 @@ def test_xgboost_labels_come_only_from_the_training_window(planted: pa.Table) ->
 
 def _after(table: pa.Table, ts: int) -> np.ndarray:
     return table.column("ts").cast(pa.int64()).to_numpy() >= ts
-
-
-def test_outcome_weights_follow_the_size_of_realized_moves() -> None:
-    import pandas as pd
-
-    keys = pd.MultiIndex.from_arrays([np.array(["A", "A", "B", "B"], dtype=object), np.array([1, 2, 1, 2])])
-    outcomes = validate(
-        pa.table({
-            "symbol": ["A", "B", "B", "C"],
-            "ts": pa.array([1, 1, 2, 1], pa.timestamp("ns", tz="UTC")),
-            "action": pa.array([1, -1, 1, 1], pa.int8()),
-            "realized_return": [0.01, -0.03, 0.5, 0.2],
-        }),
-        OUTCOMES,
-    )
-    w, matched = outcome_weights(keys, outcomes, cap=10.0)
-    assert matched == 3
-    mean = (0.01 + 0.03 + 0.5) / 3
-    np.testing.assert_allclose(w, [max(0.01 / mean, 0.1), 1.0, 0.03 / mean, min(0.5 / mean, 10.0)])  # clipped to [1/cap, cap]
-    w_none, m0 = outcome_weights(keys, None, cap=10.0)
-    assert m0 == 0 and np.all(w_none == 1.0)
-
-
-def test_outcome_weights_change_the_booster(planted: pa.Table) -> None:
-    series, split = _split(planted)
-    train = wf.training_part(series, split)
-    norm = fit_normalizer(train, NAMES)
-    s = train[0]
-    n = 150
-    outcomes = pa.table({
-        "symbol": [s.symbol] * n,
-        "ts": pa.array(s.ts[20 : 20 + n], pa.timestamp("ns", tz="UTC")),
-        "action": pa.array(np.ones(n, np.int8)),
-        "realized_return": np.linspace(0.0001, 0.05, n),
-    })
-    plain, _ = train_xgb(train, norm, WINDOW, XGBParams(rounds=10), seed=0)
-    weighted, stats = train_xgb(train, norm, WINDOW, XGBParams(rounds=10), seed=0, outcomes=outcomes)
-    assert stats["outcomes_matched"] == n
-    probe = np.random.default_rng(1).standard_normal((50, WINDOW, len(NAMES))).astype(np.float32)
-    assert not np.array_equal(plain.probabilities(probe), weighted.probabilities(probe))
-    assert isinstance(weighted, XGBPredictor)

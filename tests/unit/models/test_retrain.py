@@ -1,4 +1,4 @@
-"""The retrain policy: when buffered outcomes start a retrain, and what each run uses."""
+"""The retrain policy: the bar-clock schedule and what each run uses."""
 
 from __future__ import annotations
 
@@ -6,41 +6,32 @@ import pytest
 
 from tinywindow.config import AgentConfig
 from tinywindow.errors import ConfigError
-from tinywindow.models.retrain import RetrainPolicy
+from tinywindow.models.retrain import RetrainPolicy, RetrainSchedule
 
-CFG = AgentConfig(retrain_every=40, retrain_bars=250)
+CFG = AgentConfig(retrain_every_bars=20, retrain_lag_bars=3, retrain_bars=250, retrain_iterations=2)
 
 
-@pytest.mark.parametrize("agent", ["lstm", "transformer", "xgboost"])
-def test_a_retrain_is_due_every_retrain_every_outcomes_with_data_and_none_running(agent: str) -> None:
-    policy = RetrainPolicy(agent, CFG)
-    assert not policy.due(39, has_data=True, busy=False)
-    assert policy.due(40, has_data=True, busy=False)
-    assert policy.due(400, has_data=True, busy=False)
-    assert not policy.due(40, has_data=False, busy=False)  # nothing to train on yet
-    assert not policy.due(40, has_data=True, busy=True)  # one retrain at a time
-    assert not RetrainPolicy(agent, CFG, auto=False).due(10_000, has_data=True, busy=False)
+def test_retrains_start_every_n_bars_and_are_decided_a_fixed_lag_later() -> None:
+    sched = RetrainSchedule(CFG)
+    starts = [i for i in range(62) if sched.starts(i, 62)]
+    assert starts == [20, 40]  # not at bar 0; bar 60's decision (63) would fall after the last bar
+    assert sched.decision_bar(20) == 23
+    assert not any(RetrainSchedule(AgentConfig(retrain_every_bars=0)).starts(i, 1000) for i in range(1000))
 
 
 @pytest.mark.parametrize("agent", ["lstm", "transformer"])
 def test_rl_retrains_fine_tune_the_serving_weights_on_the_latest_bars(agent: str) -> None:
-    plan = RetrainPolicy(agent, CFG).plan(warm=True, buffered=55, serving="v0003")
-    assert plan.warm and plan.init_from_serving and plan.last_bars == 250
-    assert not plan.refit and not plan.use_outcomes and plan.feedback_use == "trigger"
-    assert plan.parent == "v0003"
-    fresh = RetrainPolicy(agent, CFG).plan(warm=False, buffered=55, serving="v0003")
-    assert not fresh.init_from_serving and fresh.last_bars is None and fresh.parent is None
+    plan = RetrainPolicy(agent, CFG).plan(warm=True, serving="v0003")
+    assert plan.warm and plan.gated and plan.init_from_serving and plan.last_bars == 250
+    assert plan.max_iterations == 2 and plan.parent == "v0003"
+    fresh = RetrainPolicy(agent, CFG).plan(warm=False, serving="v0003")
+    assert not fresh.init_from_serving and fresh.last_bars is None and fresh.parent is None and not fresh.gated
 
 
-def test_xgboost_retrains_refit_on_everything_with_outcome_weights() -> None:
-    policy = RetrainPolicy("xgboost", CFG)
-    plan = policy.plan(warm=True, buffered=55, serving="v0002")
-    assert plan.refit and plan.use_outcomes and plan.feedback_use == "sample weights"
-    assert not plan.init_from_serving and plan.last_bars is None and plan.parent == "v0002"
-    fresh = policy.plan(warm=False, buffered=55, serving="v0002")
-    assert not fresh.refit and fresh.use_outcomes and fresh.parent is None  # outcomes weigh a train too
-    empty = policy.plan(warm=True, buffered=0, serving=None)
-    assert not empty.use_outcomes and empty.feedback_use == "trigger" and empty.parent is None
+def test_xgboost_retrains_from_scratch_on_everything() -> None:
+    plan = RetrainPolicy("xgboost", CFG).plan(warm=True, serving="v0002")
+    assert plan.gated and not plan.init_from_serving and plan.last_bars is None and plan.max_iterations is None
+    assert plan.parent == "v0002"
 
 
 def test_unknown_agents_are_refused() -> None:

@@ -6,7 +6,10 @@ from the env's seeded RNG) and runs for ``episode_len`` bars or until the data e
 * observation at bar t: the last ``window`` standardized feature rows, t-window+1 .. t;
 * action: target exposure, index 0 / 1 / 2 for -1 / 0 / +1 (``ACTIONS``);
 * reward: exposure x return(t -> t+1) - cost x |exposure - previous exposure|, times
-  ``reward_scale`` (percent by default, which PPO's value function learns more easily).
+  ``reward_scale`` (percent by default, which PPO's value function learns more easily),
+  times the bar's ``weight`` (1 unless a fine-tune passes the agent's realized outcomes:
+  ``tinywindow.models.learning`` puts the realized return in the bar's return and weighs
+  the bar by the agent's own realized reward).
 
 The env never reads a feature row after the current bar: ``_observation`` slices rows up to
 t only, and the forward return of bar t is read after the action is taken (it is the
@@ -33,9 +36,10 @@ def env_config(
     cost: float,
     episode_len: int = 256,
     reward_scale: float = 100.0,
+    weights: Sequence[np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """The ``env_config`` dict for ``TradingEnv`` (plain arrays: cheap to copy and pickle)."""
-    return {
+    out: dict[str, Any] = {
         "obs": [normalizer.apply(s.x) for s in series],
         "fwd_ret": [np.asarray(s.fwd_ret, dtype=np.float64) for s in series],
         "symbols": [s.symbol for s in series],
@@ -44,6 +48,9 @@ def env_config(
         "episode_len": int(episode_len),
         "reward_scale": float(reward_scale),
     }
+    if weights is not None:
+        out["weight"] = [np.asarray(w, dtype=np.float64) for w in weights]
+    return out
 
 
 class TradingEnv(gym.Env[np.ndarray, np.int64]):
@@ -60,6 +67,9 @@ class TradingEnv(gym.Env[np.ndarray, np.int64]):
         self._obs: list[np.ndarray] = [np.asarray(o, dtype=np.float32) for o in cfg["obs"]]
         self._fwd: list[np.ndarray] = [np.asarray(r, dtype=np.float64) for r in cfg["fwd_ret"]]
         self.symbols: list[str] = list(cfg.get("symbols", [str(i) for i in range(len(self._obs))]))
+        self._weight: list[np.ndarray] = [
+            np.asarray(w, dtype=np.float64) for w in cfg.get("weight", [np.ones(len(r)) for r in self._fwd])
+        ]
         if not self._obs or len(self._obs) != len(self._fwd):
             raise ValueError("TradingEnv needs one observation array and one return array per symbol")
         n_features = self._obs[0].shape[1]
@@ -103,7 +113,8 @@ class TradingEnv(gym.Env[np.ndarray, np.int64]):
         if not 0 <= a < len(ACTIONS):
             raise ValueError(f"action must be in 0..{len(ACTIONS) - 1}, got {a}")
         exposure = float(ACTIONS[a])
-        ret = float(self._fwd[self._i][self._t])  # return of bar t -> t+1: known after acting
+        t = self._t
+        ret = float(self._fwd[self._i][t])  # return of bar t -> t+1: known after acting
         pnl = exposure * ret - self.cost * abs(exposure - self._position)
         self._position = exposure
         self._steps += 1
@@ -114,7 +125,7 @@ class TradingEnv(gym.Env[np.ndarray, np.int64]):
             self._t -= 1  # the last observation repeats the final window; the episode is over
         obs = self._observation()
         info = {**self._info(), "pnl": pnl}
-        return obs, pnl * self.reward_scale, False, bool(truncated), info
+        return obs, pnl * self.reward_scale * float(self._weight[self._i][t]), False, bool(truncated), info
 
     # ------------------------------------------------------------------ internals
     def _observation(self) -> np.ndarray:

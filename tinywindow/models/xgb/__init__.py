@@ -5,6 +5,6 @@ no Ray, so both halves live in the domain."""
 from __future__ import annotations
 
 from tinywindow.models.xgb.inference import XGBPredictor
-from tinywindow.models.xgb.train import outcome_weights, train_xgb
+from tinywindow.models.xgb.train import train_xgb
 
-__all__ = ["XGBPredictor", "outcome_weights", "train_xgb"]
+__all__ = ["XGBPredictor", "train_xgb"]
