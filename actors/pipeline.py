@@ -162,6 +162,7 @@ class TradingReport:
     retrains: dict[str, Any] = field(default_factory=dict)  # each agent's status at the end
     promotions: list[dict[str, Any]] = field(default_factory=list)  # every gate decision, in bar order
     versions_by_bar: list[tuple[int, dict[str, str]]] = field(default_factory=list)  # who voted on each bar
+    order_sides: dict[str, int] = field(default_factory=dict)  # orders sent: buy / sell
     consensus: Any = None  # the actor handles, for the caller to inspect or stop
     portfolio: Any = None
 
@@ -220,6 +221,7 @@ def run_trading(
     versions_by_bar: list[tuple[int, dict[str, str]]] = []
     promotions: list[dict[str, Any]] = []
     signal_counts = {"long": 0, "short": 0, "flat": 0, "no_decision": 0}  # target exposures decided, or none
+    order_sides = {"buy": 0, "sell": 0}
     n_orders = n_outcomes = 0
     seq = 0
     schedule = RetrainSchedule(cfg.agents)
@@ -255,6 +257,8 @@ def run_trading(
                                   else "short" if action < 0 else "flat"] += 1
                 orders = ray.get(portfolio.apply_signals.remote(signals, bar))
                 n_orders += orders.num_rows
+                for side in orders.column("side").to_pylist():
+                    order_sides["buy" if side > 0 else "sell"] += 1
             else:
                 ray.get(portfolio.on_bars.remote(bar))
             outcomes, seq = ray.get(portfolio.outcomes_since.remote(seq))
@@ -305,6 +309,7 @@ def run_trading(
         retrains=retrains,
         promotions=promotions,
         versions_by_bar=versions_by_bar,
+        order_sides=order_sides,
         consensus=consensus,
         portfolio=portfolio,
     )

@@ -122,6 +122,9 @@ def cmd_demo(args: argparse.Namespace, cfg: Config) -> int:
           "bar by bar through consensus, risk and the paper broker")
     report = pipeline.run_trading(cfg, data, agents, ["sp500", "nasdaq"], args.trade_start, args.trade_end, say=print)
     print(_trading_table(cfg, report))
+    print("\nThe served signal is the traded signal: the same request now decides with the live consensus's "
+          "learned weights and calibration")
+    print(_probe_http(cfg, data))
 
     # Layer 4 ---------------------------------------------------------------------------
     segments = sum(len(d["segments"]) for d in data.summary)
@@ -182,7 +185,9 @@ def _trading_table(cfg: Config, r: Any) -> str:
     ]
     snap = r.snapshot
     out = [table(rows, ["strategy", "total return", "CAGR", "Sharpe", "max drawdown", "volatility"])]
-    out.append(f"{len(r.times)} bars in {r.seconds:.0f}s; signals {r.signals}; {r.orders} orders; "
+    sides = getattr(r, "order_sides", {}) or {}
+    out.append(f"{len(r.times)} bars in {r.seconds:.0f}s; signals {r.signals}; {r.orders} orders "
+               f"({sides.get('buy', 0)} buy, {sides.get('sell', 0)} sell); "
                f"{snap['closed_trades']} closed trades; fees {float(snap['fees']):,.2f}; final state {snap['state']}; "
                f"{len(r.risk_events)} risk events; {r.outcomes} outcomes fed back")
     out.append("consensus weights (learned from outcomes): "
