@@ -131,11 +131,12 @@ def test_pipeline_end_to_end_on_one_quarter(tmp_path: Path) -> None:
     assert report.orders == len(orders)
     fees = sum((Decimal(f["fee"]) for f in fills), Decimal(0))
     assert Decimal(report.snapshot["fees"]) == fees
-    m = re.search(r"; (\d+) orders; (\d+) closed trades; fees ([\d,]+\.\d\d);", printed)
+    m = re.search(r"; (\d+) orders \((\d+) buy, (\d+) sell\); (\d+) closed trades; fees ([\d,]+\.\d\d);", printed)
     assert m, printed
-    assert int(m.group(1)) == len(orders)
-    assert int(m.group(2)) == report.snapshot["closed_trades"]
-    assert Decimal(m.group(3).replace(",", "")) == fees.quantize(Decimal("0.01"))
+    assert int(m.group(1)) == len(orders) == int(m.group(2)) + int(m.group(3))
+    assert int(m.group(3)) == sum(1 for o in orders if int(o["side"]) < 0)
+    assert int(m.group(4)) == report.snapshot["closed_trades"]
+    assert Decimal(m.group(5).replace(",", "")) == fees.quantize(Decimal("0.01"))
 
     # final equity = cash + positions at the last close (exact decimals)
     last = bars.filter(pc.equal(bars.column("ts").cast(pa.int64()), report.times[-1]))
