@@ -25,6 +25,7 @@ import pytest
 from tinywindow.cli import main
 from tinywindow.config import SourceConfig, build
 from tinywindow.contracts import BARS, validate
+from tinywindow.data.features import filled_columns
 from tinywindow.data.sources import build_source, files
 from tinywindow.data.sources.files import FileOptions
 from tinywindow.errors import ConfigError, DataError, SchemaError
@@ -226,6 +227,20 @@ def fx_file(tmp: Path) -> Path:
     return p
 
 
+def filled_as_close_only(volume: bool) -> Callable[[pa.Table], None]:
+    """open = high = low = close, volume as in the file or 0, and the table says so."""
+
+    def check(t: pa.Table) -> None:
+        for k in ("open", "high", "low"):
+            assert t.column(k).to_pylist() == t.column("close").to_pylist()
+        filled = ["open", "high", "low"] + ([] if volume else ["volume"])
+        assert filled_columns(t) == {"HOSTILE": tuple(filled)}
+        if not volume:
+            assert t.column("volume").to_pylist() == [0.0] * t.num_rows
+
+    return check
+
+
 def symbols_file(*syms: str) -> str:
     return "date,symbol,open,high,low,close,volume\n" + "".join(
         f"2020-01-0{i + 1},{s},10,11,9,10,100\n" for i, s in enumerate(syms)
@@ -250,6 +265,11 @@ CASES = [
     Case("dayfirst-contradicted-by-data", bars("01/02/2020", "13/02/2020"), {"dayfirst": False},
          error=DataError, names=("not a time", "13/02/2020"), row=1, column="date"),
     Case("fx-hourly-ts-format", fx_file, {"ts_format": "%d.%m.%Y %H:%M:%S.%f", "symbol": "EURUSD"},
+         ts=utc("2017-01-01 22:00", "2017-01-01 23:00", "2017-01-02 00:00")),
+    Case("fx-hourly-timestamp-format-spelling", fx_file,
+         {"timestamp_format": "%d.%m.%Y %H:%M:%S.%f", "timezone": "Europe/Berlin", "symbol": "EURUSD"},
+         ts=utc("2017-01-01 21:00", "2017-01-01 22:00", "2017-01-01 23:00")),
+    Case("fx-hourly-dayfirst", fx_file, {"dayfirst": True, "symbol": "EURUSD"},
          ts=utc("2017-01-01 22:00", "2017-01-01 23:00", "2017-01-02 00:00")),
     Case("fx-hourly-without-format-ambiguous", fx_file, {"symbol": "EURUSD"}, error=DataError,
          names=("ambiguous", "dayfirst"), row=2, column="Gmt time"),
@@ -319,6 +339,8 @@ CASES = [
          {"close_time": "16:00", "timezone": "America/New_York"}, ts=utc("2020-01-02 21:00", "2020-01-03 21:00")),
     Case("close-time-summer-new-york", bars("2020-07-02"), {"close_time": "16:00", "timezone": "America/New_York"},
          ts=utc("2020-07-02 20:00")),
+    Case("daily-close-spelling", bars("2020-01-02", "2020-07-02"),
+         {"daily_close": "16:00", "timezone": "America/New_York"}, ts=utc("2020-01-02 21:00", "2020-07-02 20:00")),
     Case("close-time-on-intraday-refused", bars("2020-01-02 10:00"), {"close_time": "16:00"}, error=DataError,
          names=("close_time",), column="date"),
     Case("date-and-time-columns-combined",
@@ -341,6 +363,14 @@ CASES = [
          error=DataError, names=("'Close' and 'Close'",), column="Close"),
     Case("case-colliding-columns", "date,open,high,low,Close,close,volume\n2020-01-01,10,11,9,10,10,100\n",
          error=DataError, names=("'Close' and 'close'",), column="close"),
+    Case("close-only", "date,close\n2020-01-01,10\n2020-01-02,11\n", ts=utc("2020-01-01", "2020-01-02"),
+         check=filled_as_close_only(volume=False)),
+    Case("close-and-volume-only", "date,close,volume\n2020-01-01,10,5\n2020-01-02,11,6\n",
+         ts=utc("2020-01-01", "2020-01-02"), check=filled_as_close_only(volume=True)),
+    Case("partial-range-refused", "date,high,low,close\n2020-01-01,11,9,10\n", error=DataError,
+         names=("missing column 'open'", "close-only"), column="open"),
+    Case("no-close-refused", "date,open,high,low,volume\n2020-01-01,10,11,9,5\n", error=DataError,
+         names=("missing column 'close'",), column="close"),
     Case("missing-column", "date,open,high,close,volume\n2020-01-01,10,11,10,100\n", error=DataError,
          names=("missing column 'low'",), column="low"),
     Case("bool-price-parquet", parquet_typed("boolprice", close=pa.array([True, False])), error=DataError,
@@ -420,6 +450,8 @@ def test_hostile_file(case: Case, tmp_path: Path) -> None:
         validate(table, BARS)
         assert case.ts is not None
         assert table.column("ts").cast(pa.int64()).to_pylist() == case.ts
+        if case.check is not None:
+            case.check(table)
         return
     with pytest.raises(case.error) as caught:
         load(path, **case.options)
@@ -497,6 +529,8 @@ def test_file_options_match_source_config_defaults() -> None:
         ("epoch_unit", "fortnight"),
         ("ts_format", "%H:%M"),  # no year
         ("close_time", "25:00"),
+        ("daily_close", "4pm"),
+        ("timestamp_format", "%H:%M"),
         ("dst_policy", "guess"),
         ("mixed_offsets", "whatever"),
         ("min_price", 0.0),
@@ -517,8 +551,10 @@ def test_bad_file_options_are_config_errors(key: str, value: Any) -> None:
 @pytest.mark.parametrize(
     "options",
     [{"min_price": 10.0, "max_price": 5.0}, {"ts_format": "%Y-%m-%d", "dayfirst": True},
-     {"close_time": "16:00", "epoch_unit": "s"}],
-    ids=["min-above-max", "format-and-dayfirst", "close-time-with-epochs"],
+     {"close_time": "16:00", "epoch_unit": "s"}, {"ts_format": "%Y-%m-%d", "timestamp_format": "%Y-%m-%d"},
+     {"close_time": "16:00", "daily_close": "16:00"}],
+    ids=["min-above-max", "format-and-dayfirst", "close-time-with-epochs", "two-spellings-of-format",
+         "two-spellings-of-close"],
 )
 def test_conflicting_file_options_are_config_errors(options: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):

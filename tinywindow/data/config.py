@@ -5,9 +5,9 @@ Defined beside the package that uses it and composed into the root ``tinywindow.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 
 from tinywindow.core.settings import Section, TimeZoneName, config_error
 
@@ -25,13 +25,18 @@ class SourceConfig(Section):
     symbol: str | None = None
     timezone: TimeZoneName = "UTC"
     # file: timestamps, one format per file (docs/reliability/files.md); unset = inferred from
-    # the whole column and refused when ambiguous
-    ts_format: str | None = Field(default=None, min_length=2, max_length=64)  # strftime, e.g. "%d.%m.%Y %H:%M"
+    # the whole column and refused when ambiguous.  `timestamp_format` and `daily_close` are
+    # accepted as the spellings of `ts_format` and `close_time` (one or the other, not both).
+    ts_format: str | None = Field(  # strftime, e.g. "%d.%m.%Y %H:%M:%S.%f"
+        default=None, min_length=2, max_length=64, validation_alias=AliasChoices("ts_format", "timestamp_format")
+    )
     dayfirst: bool | None = None  # 01/02/2020 is 1 Feb (true) or 2 Jan (false)
     epoch_unit: Literal["s", "ms", "us", "ns"] | None = None  # integer epoch column
     time_column: str | None = Field(default=None, min_length=1, max_length=256)  # Date + Time
     close_time: str | None = Field(  # "16:00": date-only bars stamped at this time in `timezone`
-        default=None, pattern=r"^(?:(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d)?|24:00)$"
+        default=None,
+        pattern=r"^(?:(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d)?|24:00)$",
+        validation_alias=AliasChoices("close_time", "daily_close"),
     )
     dst_policy: Literal["refuse", "shift"] = "refuse"  # shift: gap -> forward, overlap -> earlier
     mixed_offsets: Literal["refuse", "utc"] = "refuse"  # utc: each time by its own UTC offset
@@ -44,6 +49,15 @@ class SourceConfig(Section):
     max_columns: int = Field(default=256, ge=2, le=10_000)
     max_uncompressed_mb: float = Field(default=8192.0, gt=0, le=1_048_576)  # Parquet, decompressed
     chunk_rows: int = Field(default=65_536, ge=1, le=10_000_000)  # CSV rows per read block (about)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_spelling(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name, alias in (("ts_format", "timestamp_format"), ("close_time", "daily_close")):
+                if name in data and alias in data:
+                    raise ValueError(f"{alias} is another name for {name}: set one of them, not both")
+        return data
 
     @model_validator(mode="after")
     def _check_file_options(self) -> SourceConfig:

@@ -16,11 +16,13 @@ symbols.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from scipy.signal import lfilter
 
 from tinywindow.contracts import features_schema, symbol_codes
@@ -42,6 +44,18 @@ FEATURE_NAMES: tuple[str, ...] = (
     "sma_ratio_20",
 )
 FEATURES = features_schema(FEATURE_NAMES)
+
+# Bar columns other than the close that a feature reads.  A close-only source fills open /
+# high / low with the close and volume with 0 so its bars pass the BARS contract, and names
+# the filled columns per symbol in the table's FILLED_KEY metadata; ``compute`` then leaves
+# these features NaN (unavailable) for those symbols instead of computing them from filler.
+FEATURE_INPUTS: dict[str, tuple[str, ...]] = {
+    "atr_14": ("high", "low"),
+    "hl_range": ("high", "low"),
+    "volume_z_20": ("volume",),
+}
+FILLED_KEY = b"tw.filled"  # BARS metadata: {symbol: [filled columns]}
+UNAVAILABLE_KEY = b"tw.unavailable"  # FEATURES metadata: {feature: reason}
 
 # Bars a feature needs before it is defined (NaN before that); EMAs keep a fading memory
 # of everything earlier, so recompute from at least this many bars for stable values.
@@ -257,14 +271,73 @@ def _block(p: Panel, s0: int, s1: int) -> Panel:
     )
 
 
-def compute(bars: pa.Table, fn: FeatureFn = compute_panel, block: int = BLOCK_SYMBOLS) -> pa.Table:
+def filled_columns(bars: pa.Table) -> dict[str, tuple[str, ...]]:
+    """Symbol -> bar columns its source filled in (close-only data), from the metadata."""
+    raw = (bars.schema.metadata or {}).get(FILLED_KEY)
+    return {str(k): tuple(v) for k, v in json.loads(raw).items()} if raw else {}
+
+
+def flat_columns(bars: pa.Table) -> dict[str, tuple[str, ...]]:
+    """Symbol -> columns that carry nothing, read from the values: every bar (two or more)
+    has open = high = low = close, or volume 0.  Close-only data looks like this even where
+    the FILLED_KEY mark was lost (a store round trip, a re-validated window)."""
+    if bars.num_rows == 0:
+        return {}
+    codes = symbol_codes(bars)
+    col = {k: bars.column(k).to_numpy() for k in _OHLCV}
+    c = col["close"]
+    flat_range = (col["open"] == c) & (col["high"] == c) & (col["low"] == c)
+    n = np.bincount(codes)
+    names = bars.column("symbol").unify_dictionaries().combine_chunks()
+    names = names.dictionary if pa.types.is_dictionary(names.type) else pc.unique(names)
+    out: dict[str, tuple[str, ...]] = {}
+    for cols, flat in ((("open", "high", "low"), flat_range), (("volume",), col["volume"] == 0)):
+        whole = (n >= 2) & (np.bincount(codes, weights=flat, minlength=len(n)) == n)
+        for code in np.flatnonzero(whole):
+            name = str(names[int(code)].as_py())
+            out[name] = out.get(name, ()) + cols
+    return out
+
+
+def with_filled(bars: pa.Table, filled: Mapping[str, Sequence[str]]) -> pa.Table:
+    """``bars`` marked with the columns filled in per symbol (see ``FEATURE_INPUTS``)."""
+    meta = dict(bars.schema.metadata or {})
+    meta[FILLED_KEY] = json.dumps({k: list(v) for k, v in sorted(filled.items())}).encode()
+    return bars.replace_schema_metadata(meta)
+
+
+def unavailable_features(filled: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """Feature -> why it is unavailable, for symbols whose columns ``filled`` names."""
+    out: dict[str, str] = {}
+    for name, needs in FEATURE_INPUTS.items():
+        symbols = sorted(s for s, cols in filled.items() if set(needs) & set(cols))
+        if symbols:
+            missing = sorted({c for s in symbols for c in filled[s] if c in needs}, key=needs.index)
+            shown = ", ".join(symbols[:10]) + (f", ... {len(symbols)} in all" if len(symbols) > 10 else "")
+            out[name] = f"needs {', '.join(missing)}, not in the data of {shown} (close-only)"
+    return out
+
+
+def compute(
+    bars: pa.Table,
+    fn: FeatureFn = compute_panel,
+    block: int = BLOCK_SYMBOLS,
+    filled: Mapping[str, Sequence[str]] | None = None,
+) -> pa.Table:
     """FEATURES for a validated BARS table: one row per input row, same order.
 
     Warm-up bars (not enough history yet) hold NaN.  Symbols are processed in blocks of
     ``block`` (features never mix symbols, so blocking changes nothing but speed).
+    Features that read a column ``filled`` in for a symbol (default: the table's
+    ``FILLED_KEY`` metadata) are NaN for that symbol and listed, with the reason, in the
+    result's ``UNAVAILABLE_KEY`` metadata.
     """
     if bars.num_rows == 0:
         return FEATURES.empty_table()
+    marked = filled_columns(bars) if filled is None else filled
+    filled = {s: tuple(cols) for s, cols in marked.items()}
+    for s, cols in flat_columns(bars).items():
+        filled[s] = tuple(k for k in _OHLCV if k in cols or k in filled.get(s, ()))
     p = panelize(bars)
     n_sym = p.close.shape[0]
     out = {name: np.empty(bars.num_rows, dtype=np.float32) for name in FEATURE_NAMES}
@@ -283,12 +356,20 @@ def compute(bars: pa.Table, fn: FeatureFn = compute_panel, block: int = BLOCK_SY
             code, pos = p.code[idx] - s0, p.pos[idx]
             for name in FEATURE_NAMES:
                 out[name][idx] = feats[name][code, pos]
+    unavailable = unavailable_features(filled)
     columns: list[pa.Array | pa.ChunkedArray] = [bars.column("symbol"), bars.column("ts")]
     for name in FEATURE_NAMES:
         values = out[name]
         values[np.isinf(values)] = np.nan  # an undefined value is missing, not infinite
+        if name in unavailable:
+            symbols = [s for s, cols in filled.items() if set(FEATURE_INPUTS[name]) & set(cols)]
+            hit = pc.is_in(bars.column("symbol").cast(pa.string()), value_set=pa.array(symbols, pa.string()))
+            values[np.asarray(hit.to_numpy(zero_copy_only=False), dtype=bool)] = np.nan
         columns.append(pa.array(values))
-    return pa.Table.from_arrays(columns, schema=FEATURES)
+    if not unavailable:
+        return pa.Table.from_arrays(columns, schema=FEATURES)
+    meta = {**(FEATURES.metadata or {}), UNAVAILABLE_KEY: json.dumps(unavailable, sort_keys=True).encode()}
+    return pa.Table.from_arrays(columns, schema=FEATURES.with_metadata(meta))
 
 
 def complete_mask(features_table: pa.Table) -> np.ndarray:

@@ -6,9 +6,22 @@ case-insensitively against common spellings unless ``columns`` maps them explici
 (``{"Date": "ts", "Adj Close": "close"}``).
 
 Nothing is guessed row by row: every file has one timestamp format, given by ``FileOptions``
-(``ts_format``, ``dayfirst``, ``epoch_unit``) or inferred from the whole column and refused
-when the column allows two readings.  Only regular files inside the configured path are
-opened; size, rows, columns and Parquet's decompressed size are bounded before anything big
+(``ts_format`` alias ``timestamp_format``, ``dayfirst``, ``epoch_unit``) or inferred from the
+whole column and refused when the column allows two readings.  Naive times are wall times in
+the source's ``timezone`` (DST by ``dst_policy``); a date-only bar is stamped at ``close_time``
+(alias ``daily_close``) in that zone, so ``timezone: America/New_York, daily_close: "16:00"``
+gives the bundled sources' stamps.
+
+Close-only files (a timestamp and a close, with or without volume; open, high and low are
+all present or all absent) load: BARS needs every column, so the missing ones are filled in
+(open = high = low = close, volume = 0), and the table's ``features.FILLED_KEY`` metadata
+names them per symbol (``FileSource.filled``).  The features that read them (high/low:
+``atr_14``, ``hl_range``; volume: ``volume_z_20``) then come out of ``features.compute`` as
+NaN, listed with the reason in the FEATURES metadata (``features.UNAVAILABLE_KEY``) and in
+``FileSource.describe()``; where the mark is lost (re-validation, a store round trip) the same
+symbols are recognised by their values (every bar flat, or volume all 0).
+
+Only regular files inside the configured path are opened; size, rows, columns and Parquet's decompressed size are bounded before anything big
 is read, and CSV is read in blocks of about ``chunk_rows`` rows.  Every refusal is a
 ``DataError`` naming the file and, where there is one, the row (counted from 0, the first
 line after the header), the column and the option that resolves it.  The policy, case by
@@ -33,6 +46,7 @@ import pyarrow.parquet as pq
 
 from tinywindow.contracts import BARS, SYMBOL
 from tinywindow.data.base import HistoricalSource, price_bounds
+from tinywindow.data.features import filled_columns, unavailable_features, with_filled
 from tinywindow.data.sources._filetimes import TimeParser, TimePolicy
 from tinywindow.errors import DataError
 
@@ -49,6 +63,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "volume": ("volume", "vol", "v"),
 }
 NUMERIC = ("open", "high", "low", "close", "volume")
+RANGE = ("open", "high", "low")  # all or none: a file without them is close-only
 MAX_SYMBOL_LEN = 64
 MB = 1024 * 1024
 
@@ -198,9 +213,17 @@ def _plan(names: list[str], mapping: Mapping[str, str], symbol: str | None, opts
           source: str) -> dict[str, str]:
     """Contract column (plus ``time`` when configured) -> file column, every one present."""
     cols = resolve_columns(names, mapping, source)
-    for need in ("ts", *NUMERIC):
+    for need in ("ts", "close"):
         if need not in cols:
             raise DataError(f"missing column {need!r} (file has: {_shown(names)})", source=source, column=need)
+    ranges = [k for k in RANGE if k in cols]
+    if ranges and len(ranges) < len(RANGE):  # a partial range is a typo or a broken file, not close-only
+        need = next(k for k in RANGE if k not in cols)
+        raise DataError(
+            f"missing column {need!r} (file has: {_shown(names)}); a close-only file has none of open, high, low",
+            source=source,
+            column=need,
+        )
     if "symbol" not in cols and not symbol:
         raise DataError("no symbol column and no symbol configured", source=source, column="symbol")
     if opts.time_column is not None:
@@ -437,7 +460,8 @@ def _read(f: IO[bytes], parquet: bool, source: str, mapping: Mapping[str, str], 
             ts = pc.binary_join_element_wise(pc.cast(ts, pa.string()), pc.cast(arrays[cols["time"]], pa.string()), " ")
         times.feed(ts, rows, combined="time" in cols)
         for k in NUMERIC:
-            numbers[k].append(_numbers(arrays[cols[k]], source, cols[k], rows))
+            if k in cols:
+                numbers[k].append(_numbers(arrays[cols[k]], source, cols[k], rows))
         if "symbol" in cols:
             symbols.append(_symbols(arrays[cols["symbol"]], source, cols["symbol"], rows))
         rows += n
@@ -452,8 +476,17 @@ def _read(f: IO[bytes], parquet: bool, source: str, mapping: Mapping[str, str], 
         sym.dictionary_encode().cast(SYMBOL),
         pa.array(times.finish(), BARS.field("ts").type),
     ]
-    arrays_out += [pa.array(np.concatenate(numbers[k])) for k in NUMERIC]
-    return pa.Table.from_arrays(arrays_out, schema=BARS)
+    close = np.concatenate(numbers["close"])
+    filled = [k for k in NUMERIC if k not in cols]
+    arrays_out += [
+        pa.array(np.concatenate(numbers[k]) if k in cols else close if k in RANGE else np.zeros(rows))
+        for k in NUMERIC
+    ]
+    table = pa.Table.from_arrays(arrays_out, schema=BARS)
+    if filled:
+        names = sym.unique().to_pylist()
+        table = with_filled(table, dict.fromkeys(names, tuple(filled)))
+    return table
 
 
 class FileSource(HistoricalSource):
@@ -479,10 +512,36 @@ class FileSource(HistoricalSource):
         self.on_bad_rows = on_bad_rows
         self.replay_speed = replay_speed
         self.options = options or FileOptions()
+        self.filled: dict[str, tuple[str, ...]] = {}  # close-only symbol -> columns filled in
         o = self.options
         self.rules = (price_bounds(o.min_price, o.max_price, o.max_volume),)
 
     def parts(self) -> Iterator[tuple[str, pa.Table]]:
+        self.filled = {}
         for shown, real in files_under(self.path):
             sym = self.symbol or shown.stem.upper()
-            yield str(shown), read_bars(real, str(shown), self.columns, sym, self.timezone, self.options)
+            table = read_bars(real, str(shown), self.columns, sym, self.timezone, self.options)
+            for name, cols in filled_columns(table).items():
+                self.filled[name] = tuple(k for k in NUMERIC if k in cols or k in self.filled.get(name, ()))
+            yield str(shown), table
+
+    def table(self) -> pa.Table:
+        """The validated history; close-only symbols are named in its ``FILLED_KEY`` metadata
+        so ``features.compute`` leaves the features built on filled columns unavailable."""
+        table = super().table()
+        if self.filled and not filled_columns(table):
+            self._table = table = with_filled(table, self.filled)
+        return table
+
+    def describe(self) -> dict[str, Any]:
+        """What the source holds: symbols, the columns filled in for close-only symbols, and
+        the features unavailable because of them (feature -> reason)."""
+        table = self.table()
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "rows": table.num_rows,
+            "symbols": self.symbols(),
+            "filled_columns": {k: list(v) for k, v in sorted(self.filled.items())},
+            "unavailable_features": unavailable_features(self.filled),
+        }
