@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import numpy as np
 import pyarrow as pa
 import pytest
 import ray
@@ -17,6 +18,7 @@ from tinywindow.config import Config
 from tinywindow.crypto.keystore import KeyStore
 from tinywindow.crypto.store import EncryptedStore
 from tinywindow.data.feed import market_data_pb2 as pb
+from tinywindow.data.feed.codec import encode_batch
 from tinywindow.data.feed.server import FeedServer, MarketDataServicer
 from tinywindow.data.persist import EncryptedSink
 from tinywindow.data.sources.synthetic import generate
@@ -125,15 +127,24 @@ class Hostile(MarketDataServicer):
     """Good bars, then garbage, then a drop, then good bars again."""
 
     def Subscribe(self, request: pb.SubscribeRequest, context: grpc.ServicerContext) -> Iterator[pb.BarBatch]:
-        good = [pb.Bar(seq=i, symbol="X", ts_ns=i * 10, open=1, high=2, low=0.5, close=1, volume=1) for i in range(1, 4)]
         if request.after_seq == 0:
-            yield pb.BarBatch(bars=good, from_seq=1, to_seq=3)
-            bad = pb.Bar(seq=4, symbol="X", ts_ns=40, open=-1, high=2, low=0.5, close=1, volume=1)
-            yield pb.BarBatch(bars=[bad], from_seq=4, to_seq=4)
+            yield _x_bars([1, 2, 3], [10, 20, 30])
+            yield _x_bars([4], [40], open_=-1.0)
             context.abort(grpc.StatusCode.UNAVAILABLE, "dropped")
-        yield pb.BarBatch(
-            bars=[pb.Bar(seq=5, symbol="X", ts_ns=50, open=1, high=2, low=0.5, close=1, volume=1)], from_seq=5, to_seq=5
-        )
+        yield _x_bars([5], [50])
+
+
+def _x_bars(seq: list[int], ts: list[int], open_: float = 1.0) -> pb.BarBatch:
+    """A feed message of bars of symbol X (an Arrow IPC batch with its sequence numbers)."""
+    n = len(ts)
+    table = pa.table(
+        {
+            "symbol": pa.array(["X"] * n).dictionary_encode(),
+            "ts": pa.array(ts, pa.timestamp("ns", tz="UTC")),
+            **{k: [v] * n for k, v in (("open", open_), ("high", 2.0), ("low", 0.5), ("close", 1.0), ("volume", 1.0))},
+        }
+    )
+    return encode_batch(table, np.array(seq, np.uint64), seq[0], seq[-1])
 
 
 def test_garbage_and_drops_are_recorded_and_the_actor_keeps_running(tmp_path: Path) -> None:

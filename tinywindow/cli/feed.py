@@ -19,7 +19,9 @@ def register(sub: Any) -> None:
     serve.add_argument(
         "--speed", type=float, help="market seconds per wall second; 0 = as fast as clients read"
     )
-    serve.add_argument("--batch-rows", type=int, help="bars per message (default: feed.batch_rows)")
+    serve.add_argument(
+        "--batch-rows", type=int, help="most bars per Arrow IPC batch message (default: feed.batch_rows)"
+    )
     serve.set_defaults(func=cmd_serve)
 
 

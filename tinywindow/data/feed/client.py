@@ -1,12 +1,16 @@
 """``GrpcFeedSource``: the feed client, a DataSource that reconnects and resumes.
 
-The client remembers the last sequence number it delivered.  After a dropped connection it
-subscribes again from there, discards anything it already has (no duplicates) and refuses a
-batch that does not start right after it (no gaps: it re-subscribes from its own position
-instead).  Every batch is validated before it is delivered, including timestamps against the
-last bar seen for each symbol across batches.  A bad batch is rejected whole with a
-``DataError`` (or its bad rows quarantined, by configuration); with an ``on_reject`` callback
-the stream records it and carries on.
+Each message is one Arrow IPC record batch of BARS rows with their sequence numbers (see
+``codec``).  The client remembers the last sequence number it processed.  After a dropped
+connection it subscribes again from there, drops every row it already has, by ``seq`` (no
+duplicates, at row granularity) and refuses a batch that does not start right after it (no
+gaps: it re-subscribes from its own position instead).  Every batch is decoded and validated
+against BARS before it is delivered, including timestamps against the last bar seen for each
+symbol across batches; checks are whole-batch numpy/Arrow operations, never per bar.  A bad
+batch (undecodable bytes, wrong row count or ``seq``, a BARS violation) is rejected whole
+with a ``DataError`` naming the field and row (or its bad rows quarantined, by
+configuration); with an ``on_reject`` callback the stream counts it, hands it over and
+carries on.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from tinywindow.core.log import get_logger
 from tinywindow.data.base import TimeLike, admit, concat_bars, to_utc_ns
 from tinywindow.data.feed import market_data_pb2 as pb
 from tinywindow.data.feed import market_data_pb2_grpc as pb_grpc
-from tinywindow.data.feed.codec import bars_to_table
+from tinywindow.data.feed.codec import CHANNEL_OPTIONS, decode_batch, empty_bars
 from tinywindow.errors import DataError, TransientError
 
 log = get_logger("feed.client")
@@ -70,21 +74,34 @@ class GrpcFeedSource:
 
     # ------------------------------------------------------------------ helpers
     def _stub(self) -> tuple[grpc.Channel, pb_grpc.MarketDataStub]:
-        channel = grpc.insecure_channel(self.address)
+        channel = grpc.insecure_channel(self.address, options=CHANNEL_OPTIONS)
         return channel, pb_grpc.MarketDataStub(channel)
 
+    @staticmethod
+    def _by_symbol(table: pa.Table) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """The dictionary, each row's code, and ts (int64) of a validated BARS table."""
+        symbol = table.column("symbol").combine_chunks()
+        codes = np.asarray(symbol.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+        return symbol.dictionary.to_pylist(), codes, table.column("ts").cast(pa.int64()).to_numpy()
+
     def _check_continuity(self, table: pa.Table) -> None:
-        """Per symbol, the first bar of a batch must come after the last bar delivered."""
+        """Per symbol, the first bar of a batch must come after the last bar delivered.
+
+        Rows are already increasing per symbol within the batch, so each symbol's first row is
+        the one to compare; the loop runs per symbol present, not per bar."""
         if not self._last_ts or table.num_rows == 0:
             return
-        symbols = table.column("symbol").cast(pa.string()).to_numpy(zero_copy_only=False)
-        ts = table.column("ts").cast(pa.int64()).to_numpy()
-        prev = np.array([self._last_ts.get(s, np.iinfo(np.int64).min) for s in symbols])
-        bad = ts <= prev
-        if bad.any():
-            row = int(np.argmax(bad))
+        names, codes, ts = self._by_symbol(table)
+        present, first = np.unique(codes, return_index=True)
+        bad_rows = [
+            int(row)
+            for code, row in zip(present.tolist(), first.tolist(), strict=True)
+            if ts[row] <= self._last_ts.get(names[code], np.iinfo(np.int64).min)
+        ]
+        if bad_rows:
+            row = min(bad_rows)
             raise DataError(
-                f"BARS: timestamp not after the previous bar of {symbols[row]!r}",
+                f"BARS: timestamp not after the previous bar of {names[codes[row]]!r}",
                 source=self.name,
                 row=row,
                 column="ts",
@@ -93,10 +110,18 @@ class GrpcFeedSource:
     def _remember(self, table: pa.Table) -> None:
         if table.num_rows == 0:
             return
-        symbols = table.column("symbol").cast(pa.string()).to_numpy(zero_copy_only=False)
-        ts = table.column("ts").cast(pa.int64()).to_numpy()
-        for s, t in zip(symbols.tolist(), ts.tolist(), strict=True):
-            self._last_ts[s] = t  # rows are increasing per symbol: the last one wins
+        names, codes, ts = self._by_symbol(table)
+        present, last_from_end = np.unique(codes[::-1], return_index=True)
+        last = len(codes) - 1 - last_from_end  # rows are increasing per symbol: the last wins
+        for code, row in zip(present.tolist(), last.tolist(), strict=True):
+            self._last_ts[names[code]] = int(ts[row])
+
+    def _reject(self, exc: DataError, raw: pa.Table) -> None:
+        """Count a rejected batch and hand it to ``on_reject``; raise without one."""
+        self.rejected_batches += 1
+        if self.on_reject is None:
+            raise exc
+        self.on_reject(exc, raw)
 
     def admit_batch(self, raw: pa.Table) -> pa.Table | None:
         """Validate one batch; None when it was rejected (and handed to ``on_reject``)."""
@@ -104,10 +129,7 @@ class GrpcFeedSource:
             table, q = admit(raw, self.name, self.on_bad_rows)
             self._check_continuity(table)
         except DataError as exc:
-            self.rejected_batches += 1
-            if self.on_reject is None:
-                raise
-            self.on_reject(exc, raw)
+            self._reject(exc, raw)
             return None
         if q.count:
             log.warning("%s: quarantined %d row(s): %s", self.name, q.count, q.reasons)
@@ -126,6 +148,16 @@ class GrpcFeedSource:
         delay = min(self.backoff_s[1], self.backoff_s[0] * 2 ** (failures - 1))
         log.info("%s: %s; resubscribing from seq %d in %.2fs", self.name, reason, self.last_seq, delay)
         self.sleep(delay)
+
+    def _admit_message(self, msg: pb.BarBatch) -> pa.Table | None:
+        """Decode one message, drop the rows at or before ``last_seq``, validate the rest."""
+        try:
+            raw, seq = decode_batch(msg, self.name)
+        except DataError as exc:
+            self._reject(exc, empty_bars())
+            return None
+        start = int(np.searchsorted(seq, self.last_seq, side="right"))  # seq is increasing
+        return self.admit_batch(raw.slice(start) if start else raw)
 
     # ------------------------------------------------------------------ DataSource
     def symbols(self) -> list[str]:
@@ -150,7 +182,7 @@ class GrpcFeedSource:
         )
         channel, stub = self._stub()
         try:
-            parts = [bars_to_table(list(b.bars)) for b in stub.History(req, timeout=60)]
+            parts = [decode_batch(b, self.name)[0] for b in stub.History(req, timeout=60)]
         except grpc.RpcError as exc:
             raise TransientError(f"feed {self.address}: {exc.code().name}: {exc.details()}") from None
         finally:
@@ -173,8 +205,7 @@ class GrpcFeedSource:
                         failures += 1
                         self._retry(failures, f"gap {self.last_seq + 1}..{batch.from_seq - 1}")
                         break
-                    fresh = [b for b in batch.bars if b.seq > self.last_seq]
-                    table = self.admit_batch(bars_to_table(fresh))
+                    table = self._admit_message(batch)
                     self.last_seq = int(batch.to_seq)
                     failures = 0
                     if table is not None and table.num_rows:

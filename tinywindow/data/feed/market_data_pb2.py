@@ -24,25 +24,23 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&tinywindow/data/feed/market_data.proto\x12\x12tinywindow.feed.v1\"y\n\x03\x42\x61r\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\r\n\x05ts_ns\x18\x03 \x01(\x03\x12\x0c\n\x04open\x18\x04 \x01(\x01\x12\x0c\n\x04high\x18\x05 \x01(\x01\x12\x0b\n\x03low\x18\x06 \x01(\x01\x12\r\n\x05\x63lose\x18\x07 \x01(\x01\x12\x0e\n\x06volume\x18\x08 \x01(\x01\"S\n\x08\x42\x61rBatch\x12%\n\x04\x62\x61rs\x18\x01 \x03(\x0b\x32\x17.tinywindow.feed.v1.Bar\x12\x10\n\x08\x66rom_seq\x18\x02 \x01(\x04\x12\x0e\n\x06to_seq\x18\x03 \x01(\x04\"6\n\x10SubscribeRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\"C\n\x0eHistoryRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\x12\x10\n\x08start_ns\x18\x02 \x01(\x03\x12\x0e\n\x06\x65nd_ns\x18\x03 \x01(\x03\"\x10\n\x0eSymbolsRequest\"1\n\x0cSymbolsReply\x12\x0f\n\x07symbols\x18\x01 \x03(\t\x12\x10\n\x08last_seq\x18\x02 \x01(\x04\x32\xff\x01\n\nMarketData\x12Q\n\tSubscribe\x12$.tinywindow.feed.v1.SubscribeRequest\x1a\x1c.tinywindow.feed.v1.BarBatch0\x01\x12M\n\x07History\x12\".tinywindow.feed.v1.HistoryRequest\x1a\x1c.tinywindow.feed.v1.BarBatch0\x01\x12O\n\x07Symbols\x12\".tinywindow.feed.v1.SymbolsRequest\x1a .tinywindow.feed.v1.SymbolsReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&tinywindow/data/feed/market_data.proto\x12\x12tinywindow.feed.v1\"Q\n\x08\x42\x61rBatch\x12\x10\n\x08\x66rom_seq\x18\x01 \x01(\x04\x12\x0e\n\x06to_seq\x18\x02 \x01(\x04\x12\x10\n\x08num_rows\x18\x03 \x01(\r\x12\x11\n\tarrow_ipc\x18\x04 \x01(\x0c\"6\n\x10SubscribeRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\"C\n\x0eHistoryRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\x12\x10\n\x08start_ns\x18\x02 \x01(\x03\x12\x0e\n\x06\x65nd_ns\x18\x03 \x01(\x03\"\x10\n\x0eSymbolsRequest\"1\n\x0cSymbolsReply\x12\x0f\n\x07symbols\x18\x01 \x03(\t\x12\x10\n\x08last_seq\x18\x02 \x01(\x04\x32\xff\x01\n\nMarketData\x12Q\n\tSubscribe\x12$.tinywindow.feed.v1.SubscribeRequest\x1a\x1c.tinywindow.feed.v1.BarBatch0\x01\x12M\n\x07History\x12\".tinywindow.feed.v1.HistoryRequest\x1a\x1c.tinywindow.feed.v1.BarBatch0\x01\x12O\n\x07Symbols\x12\".tinywindow.feed.v1.SymbolsRequest\x1a .tinywindow.feed.v1.SymbolsReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tinywindow.data.feed.market_data_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BAR']._serialized_start=62
-  _globals['_BAR']._serialized_end=183
-  _globals['_BARBATCH']._serialized_start=185
-  _globals['_BARBATCH']._serialized_end=268
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=270
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=324
-  _globals['_HISTORYREQUEST']._serialized_start=326
-  _globals['_HISTORYREQUEST']._serialized_end=393
-  _globals['_SYMBOLSREQUEST']._serialized_start=395
-  _globals['_SYMBOLSREQUEST']._serialized_end=411
-  _globals['_SYMBOLSREPLY']._serialized_start=413
-  _globals['_SYMBOLSREPLY']._serialized_end=462
-  _globals['_MARKETDATA']._serialized_start=465
-  _globals['_MARKETDATA']._serialized_end=720
+  _globals['_BARBATCH']._serialized_start=62
+  _globals['_BARBATCH']._serialized_end=143
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=145
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=199
+  _globals['_HISTORYREQUEST']._serialized_start=201
+  _globals['_HISTORYREQUEST']._serialized_end=268
+  _globals['_SYMBOLSREQUEST']._serialized_start=270
+  _globals['_SYMBOLSREQUEST']._serialized_end=286
+  _globals['_SYMBOLSREPLY']._serialized_start=288
+  _globals['_SYMBOLSREPLY']._serialized_end=337
+  _globals['_MARKETDATA']._serialized_start=340
+  _globals['_MARKETDATA']._serialized_end=595
 # @@protoc_insertion_point(module_scope)

@@ -1,40 +1,22 @@
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable, Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from collections.abc import Iterable as _Iterable
+from typing import ClassVar as _ClassVar, Optional as _Optional
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
-class Bar(_message.Message):
-    __slots__ = ("seq", "symbol", "ts_ns", "open", "high", "low", "close", "volume")
-    SEQ_FIELD_NUMBER: _ClassVar[int]
-    SYMBOL_FIELD_NUMBER: _ClassVar[int]
-    TS_NS_FIELD_NUMBER: _ClassVar[int]
-    OPEN_FIELD_NUMBER: _ClassVar[int]
-    HIGH_FIELD_NUMBER: _ClassVar[int]
-    LOW_FIELD_NUMBER: _ClassVar[int]
-    CLOSE_FIELD_NUMBER: _ClassVar[int]
-    VOLUME_FIELD_NUMBER: _ClassVar[int]
-    seq: int
-    symbol: str
-    ts_ns: int
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-    def __init__(self, seq: _Optional[int] = ..., symbol: _Optional[str] = ..., ts_ns: _Optional[int] = ..., open: _Optional[float] = ..., high: _Optional[float] = ..., low: _Optional[float] = ..., close: _Optional[float] = ..., volume: _Optional[float] = ...) -> None: ...
-
 class BarBatch(_message.Message):
-    __slots__ = ("bars", "from_seq", "to_seq")
-    BARS_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("from_seq", "to_seq", "num_rows", "arrow_ipc")
     FROM_SEQ_FIELD_NUMBER: _ClassVar[int]
     TO_SEQ_FIELD_NUMBER: _ClassVar[int]
-    bars: _containers.RepeatedCompositeFieldContainer[Bar]
+    NUM_ROWS_FIELD_NUMBER: _ClassVar[int]
+    ARROW_IPC_FIELD_NUMBER: _ClassVar[int]
     from_seq: int
     to_seq: int
-    def __init__(self, bars: _Optional[_Iterable[_Union[Bar, _Mapping]]] = ..., from_seq: _Optional[int] = ..., to_seq: _Optional[int] = ...) -> None: ...
+    num_rows: int
+    arrow_ipc: bytes
+    def __init__(self, from_seq: _Optional[int] = ..., to_seq: _Optional[int] = ..., num_rows: _Optional[int] = ..., arrow_ipc: _Optional[bytes] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
     __slots__ = ("symbols", "after_seq")

@@ -1,15 +1,16 @@
 """A feed server that replays any source over gRPC at a speed factor.
 
 A publisher thread appends the source's bars, in time order, to an in-memory log; each
-subscriber streams the log from the sequence number it asks for, waiting for new bars when
-it has caught up.  When the replay is over, streams end normally (status OK).
+subscriber streams the log from the sequence number it asks for, as Arrow IPC record
+batches of up to ``batch_rows`` bars (sliced from the log, never built bar by bar), waiting
+for new bars when it has caught up.  When the replay is over, streams end normally (OK).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 
 import grpc
@@ -20,7 +21,7 @@ from tinywindow.core.log import get_logger
 from tinywindow.data.base import DataSource, select, time_order
 from tinywindow.data.feed import market_data_pb2 as pb
 from tinywindow.data.feed import market_data_pb2_grpc as pb_grpc
-from tinywindow.data.feed.codec import table_to_bars
+from tinywindow.data.feed.codec import CHANNEL_OPTIONS, encode_batch
 
 log = get_logger("feed.server")
 
@@ -29,9 +30,13 @@ class FeedLog:
     """The bars published so far, numbered from 1, with a condition to wait for more."""
 
     def __init__(self, table: pa.Table) -> None:
-        self.table = time_order(table)
+        self.table = time_order(table).unify_dictionaries().combine_chunks()
         self.ts = self.table.column("ts").cast(pa.int64()).to_numpy()
-        self.symbols = self.table.column("symbol").cast(pa.string()).to_numpy(zero_copy_only=False)
+        symbol = self.table.column("symbol").combine_chunks()
+        if not pa.types.is_dictionary(symbol.type):
+            symbol = symbol.dictionary_encode()
+        self.dictionary: list[str] = symbol.dictionary.to_pylist()
+        self.codes = np.asarray(symbol.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
         self.published = 0  # bars 1..published are visible
         self.finished = False
         self.cond = threading.Condition()
@@ -83,20 +88,24 @@ class MarketDataServicer(pb_grpc.MarketDataServicer):
         self.feed = feed
         self.batch_rows = batch_rows
 
-    def _batch(self, lo: int, hi: int, symbols: set[str]) -> pb.BarBatch:
-        """Bars with seq in [lo, hi] (1-based) matching ``symbols`` (all when empty)."""
+    def _codes(self, symbols: Sequence[str]) -> np.ndarray | None:
+        """Dictionary codes of the wanted symbols; None for every symbol."""
+        if not symbols:
+            return None
+        wanted = set(symbols)
+        return np.array([i for i, s in enumerate(self.feed.dictionary) if s in wanted], dtype=np.int64)
+
+    def _batch(self, lo: int, hi: int, codes: np.ndarray | None) -> pb.BarBatch:
+        """Bars with seq in [lo, hi] (1-based) whose symbol code is in ``codes`` (all if None)."""
         part = self.feed.table.slice(lo - 1, hi - lo + 1)
-        seqs = np.arange(lo, hi + 1)
-        if symbols:
-            keep = np.isin(self.feed.symbols[lo - 1 : hi], list(symbols))
+        seqs = np.arange(lo, hi + 1, dtype=np.uint64)
+        if codes is not None:
+            keep = np.isin(self.feed.codes[lo - 1 : hi], codes)
             part, seqs = part.filter(pa.array(keep)), seqs[keep]
-        bars = table_to_bars(part, 0)
-        for b, s in zip(bars, seqs, strict=True):
-            b.seq = int(s)
-        return pb.BarBatch(bars=bars, from_seq=lo, to_seq=hi)
+        return encode_batch(part, seqs, lo, hi)
 
     def Subscribe(self, request: pb.SubscribeRequest, context: grpc.ServicerContext) -> Iterator[pb.BarBatch]:
-        wanted = set(request.symbols)
+        wanted = self._codes(request.symbols)
         seq = int(request.after_seq)
         while context.is_active():
             if not self.feed.wait_beyond(seq, timeout=0.5):
@@ -116,10 +125,12 @@ class MarketDataServicer(pb_grpc.MarketDataServicer):
         )
         for lo in range(0, table.num_rows, self.batch_rows):
             part = table.slice(lo, self.batch_rows)
-            yield pb.BarBatch(bars=table_to_bars(part, lo + 1), from_seq=lo + 1, to_seq=lo + part.num_rows)
+            hi = lo + part.num_rows
+            yield encode_batch(part, np.arange(lo + 1, hi + 1, dtype=np.uint64), lo + 1, hi)
 
     def Symbols(self, request: pb.SymbolsRequest, context: grpc.ServicerContext) -> pb.SymbolsReply:
-        return pb.SymbolsReply(symbols=sorted(set(self.feed.symbols.tolist())), last_seq=self.feed.published)
+        present = sorted(self.feed.dictionary[int(c)] for c in np.unique(self.feed.codes))
+        return pb.SymbolsReply(symbols=present, last_seq=self.feed.published)
 
 
 class FeedServer:
@@ -138,7 +149,7 @@ class FeedServer:
         self.feed = FeedLog(table)
         self.speed = speed
         self._stop = threading.Event()
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=CHANNEL_OPTIONS)
         pb_grpc.add_MarketDataServicer_to_server(servicer(self.feed, batch_rows), self._server)
         self.port = self._server.add_insecure_port(f"{host}:{port}")
         if self.port == 0:
