@@ -38,8 +38,8 @@ log = get_logger("serving")
 APP_NAME = "tinywindow"
 _batch: Any = serve.batch  # its typing does not model methods with several batched arguments
 __all__ = [
-    "APP_NAME", "ARROW_STREAM", "AgentModel", "Gateway", "build_app", "deploy_config", "promote", "start", "swap",
-    "verify_versions",
+    "APP_NAME", "ARROW_STREAM", "AgentModel", "Gateway", "build_app", "deploy_config", "promote", "shutdown", "start",
+    "swap", "verify_versions",
 ]
 
 
@@ -322,6 +322,43 @@ def start(
     apply(config)
     log.info("serving %s in %.1fs", ", ".join(agents), time.perf_counter() - t0)
     return config
+
+
+def shutdown(timeout_s: float = 30.0) -> None:
+    """Delete every app and stop Serve's actors, leaving no call waiting on the controller.
+
+    ``serve.shutdown()`` blocks in ``ServeController.graceful_shutdown`` until the controller
+    ``ray.kill``s itself; the controller runs with ``max_task_retries=-1``, so Ray 2.60 reports
+    that in-flight call to the driver as "Task ServeController.graceful_shutdown failed ...
+    will be retried ... killed by `ray.kill`".  Here the controller is asked to shut down
+    without waiting and its exit is observed through the GCS (its name is released), not
+    through a call on it.  Stop the actors holding deployment handles first: each handle's
+    long poll is another pending ``ServeController.listen_for_change`` call.  Falls back to
+    ``serve.shutdown()`` if the controller has not exited within ``timeout_s``.
+    """
+    import ray
+    from ray.serve import context
+    from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
+
+    try:
+        controller = ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
+    except ValueError:  # Serve is not running
+        context._disconnect()
+        return
+    client = context._get_global_client()
+    if client is not None:
+        client.shutdown_cached_handles()
+    ray.get(controller.graceful_shutdown.remote(False), timeout=timeout_s)  # wait=False: returns at once
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
+        except ValueError:  # the controller has exited
+            context._disconnect()
+            return
+        time.sleep(0.1)
+    log.warning("Serve controller still running %.0fs after shutdown was requested: serve.shutdown()", timeout_s)
+    serve.shutdown()
 
 
 def promote(agent: str, version: str, app: str = APP_NAME, timeout_s: float = 120.0) -> None:

@@ -69,7 +69,7 @@ def _prepare(cfg: Config) -> Config:
 
 def cmd_demo(args: argparse.Namespace, cfg: Config) -> int:
     from actors import pipeline, serving
-    from actors.runtime import connect
+    from actors.runtime import connect, shutdown
     from tinywindow.cli._tables import iso, table
     from tinywindow.models.params import DEMO_BUDGET, TEST_BUDGET
     from tinywindow.serving.auth import serving_token, token_digest
@@ -134,9 +134,8 @@ def cmd_demo(args: argparse.Namespace, cfg: Config) -> int:
     print(f"verify any time: tinywindow -s data_dir={cfg.data_dir} verify {cfg.path('journal')} "
           f"{cfg.path('models', 'xgboost')}/v0001")
 
-    from ray import serve
-
-    serve.shutdown()
+    # The agents hold deployment handles: they go before Serve, Serve before Ray.
+    shutdown(agents.actors.values())
     print(f"\ndemo finished in {time.perf_counter() - t0:.0f}s")
     return 0 if report.journal["ok"] else 1
 

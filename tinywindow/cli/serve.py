@@ -94,9 +94,9 @@ def cmd_start(args: argparse.Namespace, cfg: Config) -> int:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
-        from ray import serve
+        from actors.serving import shutdown
 
-        serve.shutdown()
+        shutdown()  # no call left waiting on the Serve controller (see actors.serving.shutdown)
     return 0
 
 
