@@ -75,6 +75,7 @@ def cmd_demo(args: argparse.Namespace, cfg: Config) -> int:
     from tinywindow.serving.auth import serving_token, token_digest
 
     t0 = time.perf_counter()
+    one_time = not os.environ.get(cfg.crypto.passphrase_env)  # _prepare makes one up
     cfg = _prepare(cfg)
     connect(cfg)
     print(f"Ray up in {time.perf_counter() - t0:.1f}s; writing under {cfg.data_dir}")
@@ -133,6 +134,10 @@ def cmd_demo(args: argparse.Namespace, cfg: Config) -> int:
     print(f"{segments} encrypted, signed market-data segments; models signed under {cfg.path('models')}")
     print(f"verify any time: tinywindow -s data_dir={cfg.data_dir} verify {cfg.path('journal')} "
           f"{cfg.path('models', 'xgboost')}/v0001")
+    if one_time:
+        print(f"the keystore passphrase was made up for this run and not stored: verifying needs only the "
+              f"public keys, but to load the sealed models later (tinywindow agents evaluate, lookahead) "
+              f"set {cfg.crypto.passphrase_env} before running the demo")
 
     # The agents hold deployment handles: they go before Serve, Serve before Ray.
     shutdown(agents.actors.values())
