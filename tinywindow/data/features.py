@@ -279,8 +279,11 @@ def filled_columns(bars: pa.Table) -> dict[str, tuple[str, ...]]:
 
 def flat_columns(bars: pa.Table) -> dict[str, tuple[str, ...]]:
     """Symbol -> columns that carry nothing, read from the values: every bar (two or more)
-    has open = high = low = close, or volume 0.  Close-only data looks like this even where
-    the FILLED_KEY mark was lost (a store round trip, a re-validated window)."""
+    has open = high = low = close (and, for volume, volume 0 as well).  Close-only data looks
+    like this even where the FILLED_KEY mark was lost (a store round trip, a re-validated
+    window).  Zero volume alone is not a mark: real FX and crypto files often report none,
+    and a guess that flips with the length of the history would make features before a cut
+    depend on the bars after it."""
     if bars.num_rows == 0:
         return {}
     codes = symbol_codes(bars)
@@ -291,7 +294,7 @@ def flat_columns(bars: pa.Table) -> dict[str, tuple[str, ...]]:
     names = bars.column("symbol").unify_dictionaries().combine_chunks()
     names = names.dictionary if pa.types.is_dictionary(names.type) else pc.unique(names)
     out: dict[str, tuple[str, ...]] = {}
-    for cols, flat in ((("open", "high", "low"), flat_range), (("volume",), col["volume"] == 0)):
+    for cols, flat in ((("open", "high", "low"), flat_range), (("volume",), flat_range & (col["volume"] == 0))):
         whole = (n >= 2) & (np.bincount(codes, weights=flat, minlength=len(n)) == n)
         for code in np.flatnonzero(whole):
             name = str(names[int(code)].as_py())

@@ -212,3 +212,22 @@ def test_one_flat_bar_is_data_not_a_close_only_mark() -> None:
          "close": [10.0, 11, 10, 10], "volume": [0.0, 5, 0, 0]}
     )
     assert features.flat_columns(validate(bars, BARS)) == {"B": ("open", "high", "low", "volume")}
+
+
+def test_zero_volume_with_real_ranges_is_data_and_cut_independent() -> None:
+    """FX-style bars (real high/low, volume 0 until some bar) are not marked close-only, so the
+    features before a cut do not depend on the volume reported after it."""
+    n = 120
+    rng = np.random.default_rng(3)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    volume = np.where(np.arange(n) < 90, 0.0, 1_000.0)
+    bars = validate(pa.Table.from_pydict(
+        {"symbol": ["FX"] * n, "ts": pd.date_range("2020-01-01", periods=n, freq="D", tz="UTC"),
+         "open": close, "high": close * 1.01, "low": close * 0.99, "close": close, "volume": volume}
+    ), BARS)
+    assert features.flat_columns(bars) == features.flat_columns(bars.slice(0, 80)) == {}
+    for name in ("atr_14", "volume_z_20"):
+        full = features.compute(bars).column(name).to_numpy()[:80]
+        cut = features.compute(bars.slice(0, 80)).column(name).to_numpy()
+        np.testing.assert_allclose(cut, full, rtol=1e-5, atol=1e-6, equal_nan=True)
+    assert not features.unavailable_features(features.flat_columns(bars.slice(0, 80)))
