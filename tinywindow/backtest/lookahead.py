@@ -39,6 +39,7 @@ from tinywindow.consensus.voting import decide
 from tinywindow.data import features as feats
 from tinywindow.errors import DataError
 from tinywindow.models.predictor import Predictor
+from tinywindow.models.windows import symbol_strings
 
 RTOL = 1e-5
 ATOL = 1e-6
@@ -139,13 +140,6 @@ def _ts(table: pa.Table) -> np.ndarray:
     return table.column("ts").cast(pa.int64()).to_numpy()
 
 
-def _symbols(table: pa.Table) -> np.ndarray:
-    col = table.column("symbol")
-    if pa.types.is_dictionary(col.type):
-        col = col.cast(col.type.value_type)
-    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=object)
-
-
 def choose_cuts(bars: pa.Table, cuts: int, seed: int, min_bars: int = 2 * feats.WARMUP_BARS) -> list[int]:
     """``cuts`` distinct bar times drawn with ``seed`` from the calendar, leaving ``min_bars``
     of history before the first possible cut and at least one bar after the last."""
@@ -168,7 +162,7 @@ def close(full: np.ndarray, cut: np.ndarray, rtol: float, atol: float) -> np.nda
 
 def _keyed(table: pa.Table) -> pd.DataFrame:
     df = table.drop_columns([n for n in ("symbol", "ts") if n in table.column_names]).to_pandas()
-    df.index = pd.MultiIndex.from_arrays([_symbols(table), _ts(table)], names=["symbol", "ts"])
+    df.index = pd.MultiIndex.from_arrays([symbol_strings(table), _ts(table)], names=["symbol", "ts"])
     return df
 
 

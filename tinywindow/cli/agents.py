@@ -208,8 +208,9 @@ def _evaluate_versions(args: argparse.Namespace, cfg: Config) -> int:
             continue
         predictors[agent] = registry.load(agent, pinned.get(agent))
         ends[agent] = train_end(registry.metadata(agent, predictors[agent].version))
-    tune_dir = Path(cfg.agents.tune_dir)
-    tune_dir = tune_dir if tune_dir.is_absolute() else Path(cfg.data_dir) / tune_dir
+    from tinywindow.crypto import under
+
+    tune_dir = under(cfg.data_dir, cfg.agents.tune_dir)
     no_decision = args.no_decision or getattr(cfg.portfolio, "no_decision", "flat")
     result = evaluate(
         _features(args.data), predictors, ends, cfg.consensus, cfg.agents.cost, count_trials(metadata, tune_dir),

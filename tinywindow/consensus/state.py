@@ -114,9 +114,11 @@ class ConsensusBook(EventSourced):
 
     @applies(ConsensusDecided)
     def _decided(self, e: ConsensusDecided) -> None:
+        by_symbol: dict[str, list[list[Any]]] = {}
+        for u in e.used:  # one pass, not one scan of every used vote per signal
+            by_symbol.setdefault(u[0], []).append([u[1], u[2], u[3], u[4]])
         for sig in e.signals:
-            used = [[u[1], u[2], u[3], u[4]] for u in e.used if u[0] == sig[0]]
-            self.decisions[(sig[0], e.at)] = {"signal": list(sig), "used": used}
+            self.decisions[(sig[0], e.at)] = {"signal": list(sig), "used": by_symbol.get(sig[0], [])}
         while len(self.decisions) > self.cfg.decisions_kept:
             self.decisions.popitem(last=False)
         self._prune(e.at)

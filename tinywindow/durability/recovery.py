@@ -21,7 +21,6 @@ checkpoint store is ``tinywindow.crypto.store.EncryptedStore``.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -83,10 +82,7 @@ class DurableState:
         """The journal ``<journal_dir>/<name>.journal`` and the checkpoint store at
         ``crypto.store_dir`` (a URI, or a path under ``data_dir`` unless absolute)."""
         journal = Journal(journal_file(crypto, data_dir, name), keystore, clock=clock, fsync=crypto.journal_fsync)
-        root = crypto.store_dir
-        if "://" not in root and not os.path.isabs(root):
-            root = str(Path(data_dir) / root)
-        return cls(name, target, journal, EncryptedStore(root, keystore, kem=crypto.kem), checkpoint_every)
+        return cls(name, target, journal, EncryptedStore.from_config(crypto, data_dir, keystore), checkpoint_every)
 
     @property
     def segment(self) -> str:

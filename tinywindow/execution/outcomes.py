@@ -48,8 +48,15 @@ class OutcomeBook:
             del self.pending[e.symbol]
 
     def since(self, seq: int) -> list[OutcomeRealized]:
-        """Outcomes numbered ``seq`` or later still in memory."""
-        return [o for o in self.realized if o.seq >= seq]
+        """Outcomes numbered ``seq`` or later still in memory (read from the newest end: a
+        caller polling every bar pays for what is new, not for the ``kept`` history)."""
+        out = []
+        for o in reversed(self.realized):
+            if o.seq < seq:
+                break
+            out.append(o)
+        out.reverse()
+        return out
 
     def snapshot(self) -> dict[str, Any]:
         return {
