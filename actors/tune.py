@@ -10,7 +10,8 @@ The sweep validates on the fold *before* the hold-out that ``train_agent`` repor
 choosing parameters does not peek at the numbers a published version records.  The best
 trial's parameters go to ``<registry>/<agent>/tuned.json.twenc`` (encrypted to the keystore and
 signed: ``params.write_tuned``), where training picks them up;
-Tune's CSV/JSON/TensorBoard logs stay under ``agents.tune_dir``.
+Tune's CSV/JSON/TensorBoard logs stay under ``agents.tune_dir`` (under ``data_dir`` unless absolute,
+or a ``pyarrow.fs`` URI such as ``s3://bucket/tune``: ``tinywindow.core.storage.tune_storage``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pyarrow as pa
 
 from actors.training.train import embargo, set_threads
 from tinywindow.config import Config
+from tinywindow.core.storage import is_uri, tune_storage
 from tinywindow.crypto import KeyStore, open_keystore
 from tinywindow.errors import ConfigError, DataError
 from tinywindow.models.config import AgentConfig
@@ -128,7 +130,7 @@ class SweepResult:
     best_params: dict[str, Any]
     best_sharpe: float
     trials: int
-    experiment_dir: Path
+    experiment_dir: Path | str  # a local folder, or a URI when agents.tune_dir is one
     tuned_file: Path
     split: dict[str, Any]
     seconds: float
@@ -179,8 +181,7 @@ def sweep(
     space = search_space(agent)
     max_t = base["iterations"] if agent in RL_AGENTS else math.ceil(base["rounds"] / max(1, base["rounds"] // 8))
     concurrent, cpus = trial_resources(samples, max_concurrent)
-    storage = Path(cfg.agents.tune_dir)
-    storage = (storage if storage.is_absolute() else cfg.path(cfg.agents.tune_dir)).resolve()
+    storage = tune_storage(cfg.agents.tune_dir, cfg.data_dir)  # absolute, or a pyarrow.fs URI
     run_name = name or f"{agent}-{time.strftime('%Y%m%d-%H%M%S')}"
     trainable = tune.with_resources(
         tune.with_parameters(
@@ -208,7 +209,7 @@ def sweep(
             search_alg=BasicVariantGenerator(random_state=seed),
         ),
         run_config=tune.RunConfig(
-            name=run_name, storage_path=str(storage), callbacks=[TBXLoggerCallback()], verbose=verbose
+            name=run_name, storage_path=storage, callbacks=[TBXLoggerCallback()], verbose=verbose
         ),
     )
     results = tuner.fit()
@@ -218,7 +219,7 @@ def sweep(
     best = results.get_best_result(metric=METRIC, mode="max", scope="last")
     best_params = {k: (best.config or {})[k] for k in space}
     sharpe = float(best.metrics.get(METRIC, float("nan"))) if best.metrics else float("nan")
-    experiment = storage / run_name
+    experiment: Path | str = f"{storage.rstrip('/')}/{run_name}" if is_uri(storage) else Path(storage, run_name)
     info = {"val_sharpe": sharpe, "split": split.to_json(), "samples": samples, "experiment": str(experiment), "seed": seed}
     path = write_tuned(registry_root(cfg.agents, cfg.data_dir), agent, best_params, info, keystore)
     return SweepResult(agent, best_params, sharpe, len(results), experiment, path, split.to_json(), time.perf_counter() - t0)

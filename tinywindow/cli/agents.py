@@ -88,8 +88,10 @@ def _signing_registry(cfg: Config) -> Any:
 def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
     from actors.runtime import connect
     from actors.training.train import train_agent, train_demo
+    from tinywindow.cli._storage import state_root
     from tinywindow.models.params import AGENTS
 
+    cfg = state_root(cfg, "tinywindow agents train")  # refuses a job's throw-away working directory
     agents = args.agent or list(AGENTS)
     registry = _signing_registry(cfg)
     t0 = time.perf_counter()
@@ -208,9 +210,12 @@ def _evaluate_versions(args: argparse.Namespace, cfg: Config) -> int:
             continue
         predictors[agent] = registry.load(agent, pinned.get(agent))
         ends[agent] = train_end(registry.metadata(agent, predictors[agent].version))
-    from tinywindow.crypto import under
+    from tinywindow.core.storage import local_tune_dir
 
-    tune_dir = under(cfg.data_dir, cfg.agents.tune_dir)
+    tune_dir = local_tune_dir(cfg.agents.tune_dir, cfg.data_dir)
+    if tune_dir is None:
+        print(f"note: Tune results at {cfg.agents.tune_dir} (object storage) are not counted as trials "
+              "in the deflated Sharpe; only the stored versions are")
     no_decision = args.no_decision or getattr(cfg.portfolio, "no_decision", "flat")
     result = evaluate(
         _features(args.data), predictors, ends, cfg.consensus, cfg.agents.cost, count_trials(metadata, tune_dir),

@@ -111,11 +111,13 @@ def cmd_show(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace, cfg: Config) -> int:
+    from tinywindow.cli._storage import state_root
     from tinywindow.cli._tables import iso, table
     from tinywindow.crypto.store import EncryptedStore
     from tinywindow.data.persist import SegmentWriter
     from tinywindow.data.sources import build_source
 
+    cfg = state_root(cfg, "tinywindow data ingest")  # refuses a job's throw-away working directory
     names = args.sources or [s.name for s in cfg.data.sources]
     sink: EncryptedStore | None = None
     rows = []

@@ -43,9 +43,11 @@ def register(sub: Any) -> None:
 
 def _prepare(cfg: Config) -> Config:
     """A fresh demo directory, a keystore and a serving token for this run."""
+    from tinywindow.cli._storage import state_root
     from tinywindow.core.log import register_secret
     from tinywindow.crypto.keystore import KeyStore
 
+    cfg = state_root(cfg, "tinywindow demo")  # before anything is written (or wiped)
     on_cluster = bool(cfg.ray.address or os.environ.get("RAY_ADDRESS"))
     missing = [v for v in (cfg.crypto.passphrase_env, "TW_SERVING__TOKEN") if not os.environ.get(v)]
     if on_cluster and missing:

@@ -43,8 +43,10 @@ def read_passphrase(cfg: Config, *, confirm: bool = False) -> str:
 
 
 def cmd_init(args: argparse.Namespace, cfg: Config) -> int:
+    from tinywindow.cli._storage import state_root
     from tinywindow.crypto import KeyStore, get_backend
 
+    cfg = state_root(cfg, "tinywindow keys init")  # refuses a job's throw-away working directory
     store = KeyStore.init(
         _directory(args, cfg),
         read_passphrase(cfg, confirm=True),
@@ -62,7 +64,9 @@ def _open(args: argparse.Namespace, cfg: Config) -> Any:
 
 
 def cmd_rotate(args: argparse.Namespace, cfg: Config) -> int:
-    store = _open(args, cfg)
+    from tinywindow.cli._storage import state_root
+
+    store = _open(args, state_root(cfg, "tinywindow keys rotate"))
     old = store.active_id
     new = store.rotate()
     print(f"rotated keystore {store.directory}: active key {old} -> {new} (old keys kept for reading)")

@@ -32,9 +32,11 @@ def cmd_tune(args: argparse.Namespace, cfg: Config) -> int:
     from actors.runtime import connect
     from actors.training.train import bundled_features
     from actors.tune import sweep
+    from tinywindow.cli._storage import state_root
     from tinywindow.cli.keys import read_passphrase
     from tinywindow.crypto import open_keystore
 
+    cfg = state_root(cfg, "tinywindow tune")  # refuses a job's throw-away working directory
     keystore = open_keystore(cfg.crypto, cfg.data_dir, read_passphrase(cfg))  # before any trial
     budget: dict[str, Any] = {}
     if args.iterations:
