@@ -331,6 +331,13 @@ class AgentActor:
                     self.journal.append("outcomes", {"agent": self.agent, "rows": to_rows(outcomes)})
             return {"new": new, **self.buffer.stats()}
 
+    def feedback_own(self, agent_outcomes: pa.Table) -> dict[str, Any]:
+        """``feedback`` with this agent's rows of a whole AGENT_OUTCOMES table (the actor
+        graph passes ``ConsensusActor.learn``'s result to every agent by reference)."""
+        import pyarrow.compute as pc
+
+        return self.feedback(agent_outcomes.filter(pc.equal(agent_outcomes.column("agent"), self.agent)))
+
     def status(self) -> dict[str, Any]:
         return {
             "agent": self.agent,

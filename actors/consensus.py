@@ -5,6 +5,8 @@
   agent's latest vote; missing or stale agents are left out (N-1 decide), every row says
   why it decided what it did.  Asking again for the same ``ts`` returns the same decision.
 * ``on_votes(votes)``: ``submit_votes`` then ``decide`` at the batch's latest ``ts``.
+* ``on_agent_votes(ts, *votes)``: the actor graph's form: each agent's VOTES ref resolved by
+  Ray, decided at ``ts`` (``actors.graph``).
 * ``preview(votes)``: SIGNALS from these votes with the live weights and calibration,
   recording nothing: what ``POST /v1/signal`` and the gRPC Signal call answer (the same
   function ``decide`` uses, so the served signal is the traded signal).
@@ -83,6 +85,18 @@ class ConsensusActor:
         if t.num_rows == 0:
             return self.book.signals_at(0, [])
         return self.book.decide(int(pc.max(t.column("ts").cast(pa.int64())).as_py()))
+
+    def on_agent_votes(self, ts: int, *votes: pa.Table) -> pa.Table:
+        """The actor graph's call: every agent's VOTES for bar time ``ts`` (each agent's
+        table as it arrived; rows for other times are left out), decided at ``ts``.  With no
+        vote at ``ts`` the SIGNALS table is empty and nothing is recorded."""
+        parts = [validate(v, VOTES, source=f"{self.name}.on_agent_votes") for v in votes]
+        parts = [v.filter(pc.equal(v.column("ts").cast(pa.int64()), pa.scalar(int(ts), pa.int64()))) for v in parts]
+        t = pa.concat_tables([v for v in parts if v.num_rows]) if any(v.num_rows for v in parts) else None
+        if t is None:
+            return self.book.signals_at(0, [])
+        self.book.submit_votes(t)
+        return self.book.decide(int(ts))
 
     def preview(self, votes: pa.Table) -> pa.Table:
         """SIGNALS for ``votes`` at their latest ts with the live weights and calibration

@@ -69,6 +69,9 @@ class DataSourceActor:
         self._stream_task: asyncio.Task[None] | None = None
         self._stream_state = "idle"
         self._stream_error: str | None = None
+        self._bars_added = asyncio.Condition()
+        self._publishing: dict[str, Any] | None = None
+        self.max_backlog = 0  # most bar times the stream ran ahead of the graph
         self.restored: dict[str, Any] = self._restore()
 
     # ------------------------------------------------------------------ start-up
@@ -187,6 +190,7 @@ class DataSourceActor:
             "stale_rows_skipped": self.stale_rows,
             "stream": self._stream_state,
             "stream_error": self._stream_error,
+            "max_backlog": self.max_backlog,
             "cache": {"hits": stats.hits, "misses": stats.misses, "bytes": stats.bytes, "entries": stats.entries},
             "segments": list(self.writer.segments) if self.writer else [],
             "restored": self.restored,
@@ -226,6 +230,93 @@ class DataSourceActor:
                 await asyncio.wait_for(asyncio.shield(self._stream_task), timeout_s)
         return self._stream_state
 
+    async def publish(
+        self,
+        graph: Any,
+        start: TimeLike = None,
+        end: TimeLike = None,
+        symbols: Sequence[str] | None = None,
+        window: int = 32,
+        speed: float = 0.0,
+        follow: bool = False,
+        after: int | None = None,
+        max_ahead: int = 2,
+    ) -> dict[str, Any]:
+        """Publish this source's bars to an actor graph, one bar time at a time, in order.
+
+        For each bar time ``t`` in [start, end) after ``after`` (a resumed run's last bar):
+        the BARS at ``t`` and the FEATURES of the last ``window`` rows of each symbol with a
+        bar at ``t``, computed over this source's whole history up to ``t`` (nothing after
+        it; the same values a backtest's full-history features have at ``t``), go to
+        ``graph.on_bar(source, t, bars, features)``.  That call returns only when the graph has
+        room, so a slow stage makes this source wait (backpressure).  ``speed``: market
+        seconds per wall-clock second (0: as fast as the graph takes them).  ``follow``: a
+        streaming source keeps publishing what its stream adds until the stream ends; while
+        it publishes, the stream pump waits whenever more than ``max_ahead`` bar times are
+        unpublished, so a burst waits in the feed, not in this actor's memory.  Ends with
+        ``graph.finish(source)``; returns what was published."""
+        from tinywindow.core.time import to_utc_ns as _ns
+
+        lo, hi = _ns(start), _ns(end)
+        last = after
+        prev: int | None = None
+        published = 0
+        self._publishing = {"last": last, "max_ahead": max_ahead}
+        try:
+            while True:
+                lower = lo if last is None else max(lo if lo is not None else last + 1, last + 1)
+                table = self.bars.range(lower, hi, symbols)
+                if table.num_rows == 0:
+                    if follow and self._stream_task is not None and not self._stream_task.done():
+                        async with self._bars_added:
+                            with contextlib.suppress(asyncio.TimeoutError):
+                                await asyncio.wait_for(self._bars_added.wait(), timeout=1.0)
+                        continue
+                    break
+                ts = table.column("ts").cast(pa.int64()).to_numpy()
+                for t in sorted(set(ts.tolist())):
+                    if speed > 0 and prev is not None:
+                        await asyncio.sleep((t - prev) / 1e9 / speed)
+                    prev = t
+                    bars_t = select(table, None, t, t + 1)
+                    syms = sorted({str(x) for x in bars_t.column("symbol").to_pylist()})
+                    feats_t = await asyncio.to_thread(self._features_upto, t, syms, window)
+                    accepted = await graph.on_bar.remote(self.name, int(t), bars_t, feats_t)
+                    last = int(t)
+                    published += 1
+                    self._publishing["last"] = last
+                    async with self._bars_added:
+                        self._bars_added.notify_all()  # the pump may be waiting for room
+                    if not accepted:  # the graph stopped
+                        return {"source": self.name, "published": published, "last_ts": last, "stopped": True}
+                if not follow:
+                    break
+        finally:
+            self._publishing = None
+            async with self._bars_added:
+                self._bars_added.notify_all()
+        await graph.finish.remote(self.name)
+        return {"source": self.name, "published": published, "last_ts": last, "stopped": False}
+
+    def _features_upto(self, t: int, symbols: Sequence[str], window: int) -> pa.Table:
+        bars = self.bars.range(None, t + 1, symbols)
+        f = feats.compute(bars)
+        return f.take(pa.array(tail_indices(symbol_codes(f), window))) if f.num_rows else f
+
+    async def _wait_for_room(self) -> None:
+        """While a graph is fed from this stream, hold the pump while more than ``max_ahead``
+        bar times wait to be published (backpressure into the feed)."""
+        async with self._bars_added:
+            self._bars_added.notify_all()
+            while self._publishing is not None:
+                last = self._publishing["last"]
+                newer = self.bars.range(None if last is None else last + 1, None)
+                backlog = len(set(newer.column("ts").cast(pa.int64()).to_pylist())) if newer.num_rows else 0
+                self.max_backlog = max(self.max_backlog, backlog)
+                if backlog <= self._publishing["max_ahead"]:
+                    return
+                await self._bars_added.wait()
+
     async def flush(self) -> list[str]:
         """Write buffered bars as a segment now."""
         return self.writer.flush() if self.writer else []
@@ -246,6 +337,7 @@ class DataSourceActor:
                     continue
                 if added:
                     self._notify(batch)
+                    await self._wait_for_room()
             self._stream_state = "finished"
         except asyncio.CancelledError:
             raise

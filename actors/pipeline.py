@@ -89,21 +89,27 @@ def start_data(
     return stage
 
 
-def features_of(stage: DataStage, sources: Sequence[str], start: Any = None, end: Any = None) -> pa.Table:
+def features_of(
+    stage: DataStage, sources: Sequence[str], start: Any = None, end: Any = None, symbols: Sequence[str] | None = None
+) -> pa.Table:
     """FEATURES of several sources (computed over each source's full history, then cut)."""
     import ray
 
     from tinywindow.data.base import concat_bars
 
-    return concat_bars(ray.get([stage.actors[s].features.remote(start, end) for s in sources]))
+    syms = list(symbols) if symbols else None
+    return concat_bars(ray.get([stage.actors[s].features.remote(start, end, syms) for s in sources]))
 
 
-def bars_of(stage: DataStage, sources: Sequence[str], start: Any = None, end: Any = None) -> pa.Table:
+def bars_of(
+    stage: DataStage, sources: Sequence[str], start: Any = None, end: Any = None, symbols: Sequence[str] | None = None
+) -> pa.Table:
     import ray
 
     from tinywindow.data.base import concat_bars
 
-    return concat_bars(ray.get([stage.actors[s].history.remote(start, end) for s in sources]))
+    syms = list(symbols) if symbols else None
+    return concat_bars(ray.get([stage.actors[s].history.remote(start, end, syms) for s in sources]))
 
 
 # ---------------------------------------------------------------------------- agents
@@ -122,8 +128,14 @@ def start_agents(
     budget: dict[str, dict[str, Any]],
     agents: Sequence[str] = AGENTS,
     actor_options: Mapping[str, Any] | None = None,
+    retrain: bool = True,
+    on_trained: Callable[[str], None] = _quiet,
 ) -> AgentStage:
-    """One AgentActor per agent, trained in parallel on ``features`` (one object-store copy)."""
+    """One AgentActor per agent, trained in parallel on ``features`` (one object-store copy).
+
+    ``retrain=False``: an agent whose registry already holds a servable version (a previous
+    run of the same universe) starts with it and is not trained; ``trained[agent]`` then says
+    ``{"version": ..., "trained": False}``.  ``on_trained(agent)`` as each one finishes."""
     import ray
 
     from actors.agent import remote_agent
@@ -136,8 +148,23 @@ def start_agents(
         )
         for a in agents
     }
-    ref = ray.put(features)
-    trained = dict(zip(agents, ray.get([actors[a].train.remote(ref) for a in agents]), strict=True))
+    todo = list(agents)
+    if not retrain:  # an agent whose registry has a servable version starts with it
+        have = ray.get([actors[a].version.remote() for a in agents])
+        todo = [a for a, v in zip(agents, have, strict=True) if v is None]
+        kept = {a: {"version": v, "trained": False} for a, v in zip(agents, have, strict=True) if v is not None}
+    else:
+        kept = {}
+    ref = ray.put(features) if todo else None
+    pending = {actors[a].train.remote(ref): a for a in todo}
+    trained: dict[str, dict[str, Any]] = dict(kept)
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        for r in ready:
+            agent = pending.pop(r)
+            trained[agent] = {**ray.get(r), "trained": True}
+            on_trained(agent)
+    trained = {a: trained[a] for a in agents}
     return AgentStage(actors, trained, time.perf_counter() - t0)
 
 
@@ -165,6 +192,8 @@ class TradingReport:
     order_sides: dict[str, int] = field(default_factory=dict)  # orders sent: buy / sell
     consensus: Any = None  # the actor handles, for the caller to inspect or stop
     portfolio: Any = None
+    stopped: bool = False  # should_stop() ended it early
+    resumed_after: int | None = None  # the last bar a previous run had traded
 
 
 def _group_by_ts(table: pa.Table) -> dict[int, pa.Table]:
@@ -189,8 +218,21 @@ def run_trading(
     period_bars: int = 63,
     say: Say = _quiet,
     actor_options: Mapping[str, Any] | None = None,
+    symbols: Sequence[str] | None = None,
+    actor_names: Mapping[str, str] | None = None,
+    on_bar: Callable[[int, int], None] = lambda bar, n: None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> TradingReport:
     """Trade ``sources`` from ``start`` to ``end`` bar by bar through the whole actor graph.
+
+    ``on_bar(bar, n)`` after every bar (a progress bar).  ``should_stop()`` is asked after
+    every bar: when true the consensus and portfolio are checkpointed and the report covers the
+    bars traded so far (``stopped``).  A run whose portfolio journal already holds bars (a
+    stopped run of the same names) resumes after its last bar: earlier bars are skipped, the
+    retrain schedule keeps its bar numbers.  ``symbols``: trade only these (None:
+    every symbol of ``sources``).  ``actor_names``: the
+    consensus's and portfolio's actor and journal names (``{"consensus": ..., "portfolio":
+    ...}``; default ``consensus`` and ``portfolio``).
 
     Each period (a quarter by default) the agents vote on all of its bars in one batched call
     through their Serve deployments; then every bar goes votes -> consensus -> portfolio,
@@ -205,16 +247,17 @@ def run_trading(
 
     t0 = time.perf_counter()
     doc = cfg.model_dump(mode="json", exclude={"serving": {"token"}})
-    names = list(agents.actors)
     opts = dict(actor_options or {})
-    consensus = remote_consensus(num_cpus=cfg.consensus.num_cpus, **opts).remote(doc, names)
-    portfolio = remote_portfolio(num_cpus=cfg.portfolio.num_cpus, **opts).remote(doc)
-    bars = bars_of(data, sources, start, end)
+    roles = {"consensus": "consensus", "portfolio": "portfolio", **dict(actor_names or {})}
+    names = list(agents.actors)
+    consensus = remote_consensus(num_cpus=cfg.consensus.num_cpus, **opts).remote(doc, names, roles["consensus"])
+    portfolio = remote_portfolio(num_cpus=cfg.portfolio.num_cpus, **opts).remote(doc, roles["portfolio"])
+    bars = bars_of(data, sources, start, end, symbols)
     by_ts = _group_by_ts(bars)
     times = sorted(by_ts)
     # each period's features start this far back, so its first bar has a full window
     lead_ns = int(np.timedelta64(180, "D") / np.timedelta64(1, "ns"))
-    feats = features_of(data, sources, str(np.datetime64(start) - np.timedelta64(180, "D")), end)
+    feats = features_of(data, sources, str(np.datetime64(start) - np.timedelta64(180, "D")), end, symbols)
 
     equity: list[float] = []
     versions_by_period: list[tuple[str, dict[str, list[str]]]] = []
@@ -226,6 +269,9 @@ def run_trading(
     seq = 0
     schedule = RetrainSchedule(cfg.agents)
     decide_at: int | None = None
+    after = ray.get(portfolio.last_bar_ts.remote())  # a resumed run: bars up to this are done
+    traded: list[int] = []
+    stopped = False
 
     def vote(period_ref: Any, lo: int) -> tuple[dict[int, pa.Table], dict[str, list[str]]]:
         """Every agent's votes on the period's bars from ``lo`` on, grouped by bar."""
@@ -238,6 +284,10 @@ def run_trading(
 
     for p0 in range(0, len(times), period_bars):
         period = times[p0 : p0 + period_bars]
+        if stopped:
+            break
+        if after is not None and period[-1] <= after:
+            continue  # traded by the run this one resumes
         lo, hi = period[0], period[-1] + 1
         period_ref = ray.put(select(feats, None, lo - lead_ns, hi))  # one copy, read by every agent
         votes_by_ts, used = vote(period_ref, lo)
@@ -245,6 +295,8 @@ def run_trading(
         versions_by_period.append((label, used))
         for k, ts in enumerate(period):
             bar_no = p0 + k
+            if stopped or (after is not None and ts <= after):
+                continue
             bar = by_ts[ts]
             v = votes_by_ts.get(ts)
             if v is not None and v.num_rows:
@@ -268,13 +320,17 @@ def run_trading(
                 routed = _route(per_agent, names)
                 ray.get([agents.actors[a].feedback.remote(t) for a, t in routed.items() if t.num_rows])
             equity.append(float(ray.get(portfolio.snapshot.remote())["equity"]))
-            if schedule.starts(bar_no, len(times)):
-                upto = ray.put(features_of(data, sources, None, ts + 1))  # nothing after this bar
+            traded.append(ts)
+            on_bar(bar_no, len(times))
+            if should_stop():
+                stopped = True
+            if schedule.starts(bar_no, len(times)) and not stopped:
+                upto = ray.put(features_of(data, sources, None, ts + 1, symbols))  # nothing after this bar
                 ray.get([agents.actors[a].start_retrain.remote(upto) for a in names])
                 decide_at = schedule.decision_bar(bar_no)
                 say(f"  retrain started after bar {bar_no} ({_day(ts)}) on features up to it; "
                     f"decided at bar {decide_at}")
-            if decide_at == bar_no:
+            if decide_at == bar_no and not stopped:
                 decided = ray.get([agents.actors[a].finish_retrain.remote() for a in names])
                 decide_at = None
                 for d in decided:
@@ -286,15 +342,18 @@ def run_trading(
                     votes_by_ts = {**{t: x for t, x in votes_by_ts.items() if t < nxt}, **fresh}
                     used = {a: sorted(set(used[a]) | set(now_used[a])) for a in names}
                     versions_by_period[-1] = (label, used)
-        say(f"  {label}: equity {equity[-1]:,.0f}, versions " + ", ".join(f"{a} {'/'.join(v)}" for a, v in used.items()))
+        if equity:
+            say(f"  {label}: equity {equity[-1]:,.0f}, versions " + ", ".join(f"{a} {'/'.join(v)}" for a, v in used.items()))
+    if stopped:
+        ray.get([consensus.checkpoint.remote(), portfolio.checkpoint.remote()])
+    if decide_at is not None and not stopped:  # a retrain still running: let it end
+        ray.get([agents.actors[a].finish_retrain.remote() for a in names])
     snapshot = ray.get(portfolio.snapshot.remote())
     retrains = {a: ray.get(agents.actors[a].status.remote()) for a in names}
-    closes = np.array([[float(by_ts[t].filter(pc.equal(by_ts[t].column("symbol").cast(pa.string()), s))
-                               .column("close")[0].as_py()) for s in _symbols(bars)] for t in times])
-    bench = cfg.portfolio.initial_cash_usd * (closes / closes[0]).mean(axis=1)
+    bench = buy_and_hold(bars, traded, cfg.portfolio.initial_cash_usd) if traded else np.array([])
     report = TradingReport(
         equity=equity,
-        times=times,
+        times=traded,
         benchmark_equity=[float(x) for x in bench],
         snapshot=snapshot,
         weights=ray.get(consensus.weights.remote()),
@@ -312,8 +371,123 @@ def run_trading(
         order_sides=order_sides,
         consensus=consensus,
         portfolio=portfolio,
+        stopped=stopped,
+        resumed_after=after,
     )
     return report
+
+
+@dataclass
+class StreamRun:
+    """A paper or live run's handles (see ``start_stream``)."""
+
+    graph: Any
+    consensus: Any
+    portfolio: Any
+    publishers: list[Any]
+    name: str
+    namespace: str
+    resumed_after: int | None
+
+
+def start_stream(
+    cfg: Config,
+    data: DataStage,
+    agents: AgentStage,
+    sources: Sequence[str],
+    start: Any,
+    end: Any,
+    mode: str = "paper",
+    symbols: Sequence[str] | None = None,
+    follow: Sequence[str] = (),
+    detached: bool = False,
+    actor_options: Mapping[str, Any] | None = None,
+) -> StreamRun:
+    """Start the actor graph of a paper or live run (``actors.graph``) and return at once.
+
+    The consensus and portfolio are named ``<run>-<mode>-consensus|portfolio`` (also their
+    journals), the graph ``<run>-<mode>-graph``, all in ``run.namespace``.  A portfolio that
+    has processed bars already (a resumed run) makes every source start after its last bar.
+    ``follow``: sources whose stream keeps publishing (the gRPC feed) until it ends."""
+    import ray
+
+    from actors.consensus import remote_consensus
+    from actors.graph import GRAPH_SUFFIX, remote_graph
+    from actors.portfolio import remote_portfolio
+
+    run = cfg.run
+    ns = run.namespace
+    doc = cfg.model_dump(mode="json", exclude={"serving": {"token"}})
+    opts = dict(actor_options or {})
+    life: dict[str, Any] = {"lifetime": "detached"} if detached else {}
+    names = list(agents.actors)
+    c_name, p_name = run.actor_name(mode, "consensus"), run.actor_name(mode, "portfolio")
+    consensus = remote_consensus(num_cpus=cfg.consensus.num_cpus, **opts, **life).remote(doc, names, c_name)
+    portfolio = remote_portfolio(num_cpus=cfg.portfolio.num_cpus, name=p_name, namespace=ns, **opts, **life).remote(
+        doc, p_name)
+    graph_name = run.actor_name(mode, GRAPH_SUFFIX.lstrip("-"))
+    graph = remote_graph(graph_name, ns, detached=detached).remote(
+        graph_name, list(sources), agents.actors, consensus, portfolio, run.paper.max_inflight, run.paper.stall_s)
+    after = ray.get(portfolio.last_bar_ts.remote())
+    syms = list(symbols) if symbols else None
+    publishers = [
+        data.actors[s].publish.remote(graph, start, end, syms, cfg.agents.window, run.paper.speed,
+                                      s in follow, after, run.paper.max_inflight)
+        for s in sources
+    ]
+    return StreamRun(graph, consensus, portfolio, publishers, graph_name, ns, after)
+
+
+def watch_stream(
+    stream: StreamRun,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_status: Callable[[dict[str, Any]], None] = lambda _: None,
+    poll_s: float = 0.25,
+) -> dict[str, Any]:
+    """Watch a started stream until it finishes, fails or ``should_stop()`` (then stop it:
+    bars in flight finish, checkpoints are written).  Returns the graph's last status."""
+    import ray
+
+    status: dict[str, Any] = {}
+    while True:
+        status = ray.get(stream.graph.status.remote())
+        on_status(status)
+        if status["state"] in ("finished", "stopped", "failed"):
+            break
+        if should_stop():
+            ray.get(stream.graph.stop.remote())
+            continue
+        ready, _ = ray.wait(stream.publishers, num_returns=len(stream.publishers), timeout=poll_s)
+        if len(ready) == len(stream.publishers):  # every source is done publishing
+            status = ray.get(stream.graph.status.remote())
+            if status["state"] == "running":  # a source stopped early: nothing more will come
+                ray.get(stream.graph.stop.remote())
+    ray.get(stream.publishers)
+    return ray.get(stream.graph.status.remote())
+
+
+def buy_and_hold(bars: pa.Table, times: Sequence[int], cash: float) -> np.ndarray:
+    """Equal-weight buy-and-hold equity at ``times``, bought at the first time's closes (a
+    symbol without a bar at a time keeps its last close)."""
+    syms = _symbols(bars)
+    col = {s: i for i, s in enumerate(syms)}
+    at = {t: i for i, t in enumerate(times)}
+    closes = np.full((len(times), len(syms)), np.nan)
+    ts = bars.column("ts").cast(pa.int64()).to_numpy()
+    sym = bars.column("symbol").cast(pa.string()).to_pylist()
+    close = bars.column("close").to_numpy()
+    for t, s_, c in zip(ts, sym, close, strict=True):
+        if int(t) in at:
+            closes[at[int(t)], col[s_]] = c
+    for j in range(closes.shape[1]):  # carry the last close forward (and back to the start)
+        v = closes[:, j]
+        idx = np.where(~np.isnan(v), np.arange(len(v)), 0)
+        np.maximum.accumulate(idx, out=idx)
+        v[:] = v[idx]
+        first = np.flatnonzero(~np.isnan(v))
+        if first.size:
+            v[: first[0]] = v[first[0]]
+    return cash * (closes / closes[0]).mean(axis=1)
 
 
 def _route(agent_outcomes: Any, names: Sequence[str]) -> dict[str, pa.Table]:

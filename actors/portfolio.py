@@ -70,6 +70,7 @@ class PortfolioActor:
         )
         self.engine.on_commit = self.durable.commit
         self.engine.resubmit_open_orders()
+        self._step_seq = 0  # ``step``'s outcome cursor
 
     # ------------------------------------------------------------------ flows
     def on_bars(self, bars: pa.Table) -> pa.Table:
@@ -82,6 +83,34 @@ class PortfolioActor:
         if bars is not None:
             self.on_bars(bars)
         return orders_table(self.engine.apply_signals(rows))
+
+    def step(self, signals: pa.Table, bars: pa.Table) -> tuple[pa.Table, pa.Table, str]:
+        """The actor graph's call for one bar time: ``apply_signals(signals, bars)``, then the
+        outcomes realized since the previous ``step`` and the equity after it (exact string).
+        Called with ``num_returns=3`` so the outcomes go on to the consensus by reference.
+        After a restart the first step re-sends the outcomes still in memory; the consensus
+        learns each outcome once."""
+        orders = self.apply_signals(signals, bars)
+        outcomes, self._step_seq = self.outcomes_since(self._step_seq)
+        return orders, outcomes, dec_str(self.engine.portfolio.equity())
+
+    def last_bar_ts(self) -> int | None:
+        """The newest bar time this account has processed (None: none yet): where a resumed
+        run picks up."""
+        seen = self.engine.last_bar_ts
+        return max(seen.values()) if seen else None
+
+    def orders(self) -> list[dict[str, Any]]:
+        """Every order this account submitted, from its journal, oldest first: the ledger
+        ``tinywindow run`` digests."""
+        from tinywindow.execution.events import OrderSubmitted
+
+        out = []
+        for rec in self.durable.journal.records():
+            event = CODEC.decode(rec.kind, rec.payload)
+            if isinstance(event, OrderSubmitted):
+                out.append(CODEC.payload(event))
+        return out
 
     def outcomes_since(self, seq: int = 0) -> tuple[pa.Table, int]:
         """OUTCOMES with seq >= ``seq`` (still in memory) and the next seq to ask for."""

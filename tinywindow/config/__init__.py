@@ -31,14 +31,17 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    model_validator,
 )
 
 from tinywindow.config._file import MAX_VALUE_CHARS, config_error, load_yaml, shorten, show
 from tinywindow.config._file import read_file as read_file
 from tinywindow.consensus.config import ConsensusConfig
 from tinywindow.core.settings import Section
+from tinywindow.core.storage import StorageConfig
 from tinywindow.crypto.config import CryptoConfig
 from tinywindow.data.config import DataConfig, FeedConfig, SourceConfig
+from tinywindow.engine.config import RunConfig
 from tinywindow.execution.config import PortfolioConfig
 from tinywindow.models.config import AgentConfig
 from tinywindow.risk.config import RiskConfig
@@ -55,6 +58,7 @@ __all__ = [
     "PortfolioConfig",
     "RayConfig",
     "RiskConfig",
+    "RunConfig",
     "ServingConfig",
     "SourceConfig",
     "build",
@@ -88,7 +92,21 @@ class Config(Section):
     consensus: ConsensusConfig = ConsensusConfig()
     risk: RiskConfig = RiskConfig()
     portfolio: PortfolioConfig = PortfolioConfig()
+    run: RunConfig = RunConfig()
     serving: ServingConfig = ServingConfig()
+    storage: StorageConfig = StorageConfig()
+
+    @model_validator(mode="after")
+    def _run_names_known(self) -> Config:
+        """``run.train_sources`` / ``run.trade_sources`` name sources of ``data.sources``."""
+        names = [s.name for s in self.data.sources]
+        for key in ("train_sources", "trade_sources"):
+            for i, name in enumerate(getattr(self.run, key)):
+                if name not in names:
+                    raise config_error(
+                        f"run.{key}.{i} names source {shorten(name, 64)!r}, which data.sources does not have "
+                        f"(sources: {', '.join(names) or 'none'})", key=f"run.{key}.{i}")
+        return self
 
     # ------------------------------------------------------------------ access
     def get(self, key: str) -> Any:

@@ -1,0 +1,259 @@
+"""The actor graph of paper and live trading: actors pass work to each other; the driver only
+starts, watches and stops it.
+
+    DataSourceActor.publish --(bar t: BARS, FEATURES)--> GraphActor.on_bar
+        -> every AgentActor.predict(FEATURES ref)          (through its Serve deployment)
+        -> ConsensusActor.on_agent_votes(t, *VOTES refs)   -> SIGNALS ref
+        -> PortfolioActor.step(SIGNALS ref, BARS ref)      -> ORDERS, OUTCOMES ref, equity
+        -> ConsensusActor.learn(OUTCOMES ref)              -> AGENT_OUTCOMES ref
+        -> every AgentActor.feedback_own(AGENT_OUTCOMES ref)
+
+The GraphActor submits each bar's calls without waiting for their results: Ray resolves the
+references between the actors, and because one caller submits everything, each actor runs
+its calls in bar order (consensus: learn(t-1) before on_agent_votes(t); portfolio:
+step(t-1) before step(t)) - the order of ``actors.pipeline.run_trading``, so a backtest and a
+paper run of the same bars and models trade the same ledger.  At most ``run.paper.max_inflight``
+bars are in the graph; ``on_bar`` returns only when there is room, and the source awaits it
+(backpressure: a slow stage makes the source wait, memory stays bounded).  Several sources
+are merged onto one clock by watermark (``tinywindow.engine.merge``).
+
+The GraphActor is named (``<run>-<mode>-graph`` in ``run.namespace``) and, like the actors it
+drives, detached when the run asks for it, so ``tinywindow status|stop`` find it from another
+shell or job.  ``stop()`` takes no new bars, lets the bars in flight finish, checkpoints the
+consensus and the portfolio and reports ``stopped``; the next run resumes after the last bar
+the portfolio processed (orders are idempotent by signal, outcomes learned once: nothing is
+lost or doubled).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tinywindow.core.log import get_logger
+from tinywindow.data.base import concat_bars
+from tinywindow.engine.merge import Released, WatermarkMerge
+
+GRAPH_SUFFIX = "-graph"
+
+
+@dataclass
+class _InFlight:
+    ts: int
+    submitted: float
+    refs: dict[str, Any]  # stage -> ref (or list of refs)
+
+
+@dataclass
+class GraphStats:
+    bars: int = 0
+    signals: dict[str, int] = field(default_factory=lambda: {"long": 0, "short": 0, "flat": 0, "no_decision": 0})
+    orders: int = 0
+    order_sides: dict[str, int] = field(default_factory=lambda: {"buy": 0, "sell": 0})
+    outcomes: int = 0
+    latency_ms: list[float] = field(default_factory=list)  # bar released -> its orders known
+    max_inflight_seen: int = 0
+
+
+class GraphActor:
+    """See the module docstring.  An async actor: one event loop, no locks."""
+
+    def __init__(
+        self,
+        name: str,
+        sources: Sequence[str],
+        agents: Mapping[str, Any],
+        consensus: Any,
+        portfolio: Any,
+        max_inflight: int = 4,
+        stall_s: float = 600.0,
+        keep_latency: int = 100_000,
+    ) -> None:
+        self.name = name
+        self.log = get_logger(f"graph.{name}")
+        self.merge = WatermarkMerge(sources)
+        self.agents = dict(agents)
+        self.consensus, self.portfolio = consensus, portfolio
+        self.max_inflight, self.stall_s, self.keep_latency = max_inflight, stall_s, keep_latency
+        self.inflight: deque[_InFlight] = deque()
+        self.state = "running"
+        self.error: str | None = None
+        self.stats = GraphStats()
+        self.equity: list[tuple[int, str]] = []
+        self.versions: dict[str, set[str]] = {a: set() for a in self.agents}
+        self.started = time.time()
+        self._draining = asyncio.Lock()
+
+    # ------------------------------------------------------------------ flow
+    async def on_bar(self, source: str, ts: int, bars: pa.Table, features: pa.Table) -> bool:
+        """A source's bar time; returns once the graph has room (False: stopped, or failed)."""
+        if self.state != "running":
+            return False
+        try:
+            for released in self.merge.add(source, ts, (bars, features)):
+                self._submit(released)
+            await self._drain(self.max_inflight - 1)
+        except Exception as exc:  # a stage failed: stop taking bars, say which
+            self._fail(exc)
+            return False
+        return self.state == "running"
+
+    async def finish(self, source: str) -> str:
+        """``source`` has published its last bar."""
+        if self.state == "running":
+            try:
+                for released in self.merge.finish(source):
+                    self._submit(released)
+                if not self.merge.running:
+                    await self._drain(0)
+                    await self._checkpoint()
+                    self.state = "finished"
+            except Exception as exc:
+                self._fail(exc)
+        return self.state
+
+    def _submit(self, r: Released) -> None:
+        import ray
+
+        parts = list(r.parts.values())
+        bars = concat_bars([b for b, _ in parts])
+        feats = pa.concat_tables([f for _, f in parts]).unify_dictionaries().combine_chunks()
+        bars_ref, feats_ref = ray.put(bars), ray.put(feats)
+        votes = [self.agents[a].predict.remote(feats_ref, True) for a in self.agents]
+        signals = self.consensus.on_agent_votes.remote(r.ts, *votes)
+        orders, outcomes, equity = self.portfolio.step.options(num_returns=3).remote(signals, bars_ref)
+        learned = self.consensus.learn.remote(outcomes)
+        feedback = [self.agents[a].feedback_own.remote(learned) for a in self.agents]
+        self.inflight.append(_InFlight(r.ts, time.perf_counter(), {
+            "votes": votes, "signals": signals, "orders": orders, "outcomes": outcomes, "equity": equity,
+            "learn": learned, "feedback": feedback}))
+        self.stats.max_inflight_seen = max(self.stats.max_inflight_seen, len(self.inflight))
+
+    async def _drain(self, keep: int) -> None:
+        """Complete the oldest bars until at most ``keep`` are in flight (one drainer at a
+        time: every source's ``on_bar`` waits here)."""
+        async with self._draining:
+            await self._drain_locked(keep)
+
+    async def _drain_locked(self, keep: int) -> None:
+        while len(self.inflight) > keep:
+            bar = self.inflight[0]
+            stage = "?"
+            try:
+                for stage in ("votes", "signals", "orders", "outcomes", "equity", "learn", "feedback"):
+                    ref = bar.refs[stage]
+                    got = await asyncio.wait_for(_gather(ref), timeout=self.stall_s)
+                    bar.refs[stage] = got
+            except TimeoutError:
+                raise TimeoutError(f"bar {_day(bar.ts)} still at stage {stage} after {self.stall_s:g}s") from None
+            except Exception as exc:
+                raise RuntimeError(f"bar {_day(bar.ts)} failed at stage {stage}: {type(exc).__name__}: "
+                                   f"{str(exc)[:300]}") from exc
+            self.inflight.popleft()
+            self._account(bar)
+
+    def _account(self, bar: _InFlight) -> None:
+        got = bar.refs
+        s = self.stats
+        s.bars += 1
+        if len(s.latency_ms) < self.keep_latency:
+            s.latency_ms.append((time.perf_counter() - bar.submitted) * 1e3)
+        sig: pa.Table = got["signals"]
+        for action, decided in zip(sig.column("action").to_pylist(), sig.column("decided").to_pylist(), strict=True):
+            s.signals["no_decision" if not decided else "long" if action > 0 else "short" if action < 0 else "flat"] += 1
+        orders: pa.Table = got["orders"]
+        s.orders += orders.num_rows
+        for side in orders.column("side").to_pylist():
+            s.order_sides["buy" if side > 0 else "sell"] += 1
+        s.outcomes += got["outcomes"].num_rows
+        self.equity.append((bar.ts, got["equity"]))
+        for agent, votes in zip(self.agents, got["votes"], strict=True):
+            at = votes.filter(pc.equal(votes.column("ts").cast(pa.int64()), bar.ts))
+            self.versions[agent].update(at.column("model_version").to_pylist())
+
+    def _fail(self, exc: BaseException) -> None:
+        self.state, self.error = "failed", f"{type(exc).__name__}: {exc}"
+        self.log.error("graph %s failed: %s", self.name, self.error)
+
+    async def _checkpoint(self) -> None:
+        await asyncio.gather(self.consensus.checkpoint.remote(), self.portfolio.checkpoint.remote())
+
+    # ------------------------------------------------------------------ operator
+    async def stop(self) -> str:
+        """Take no new bars; finish the bars in flight; checkpoint.  Idempotent."""
+        if self.state == "running":
+            self.state = "stopping"
+            try:
+                await self._drain(0)
+                await self._checkpoint()
+                self.state = "stopped"
+            except Exception as exc:
+                self._fail(exc)
+        return self.state
+
+    async def status(self) -> dict[str, Any]:
+        s = self.stats
+        lat = sorted(s.latency_ms)
+
+        def pct(q: float) -> float | None:
+            return None if not lat else round(lat[min(len(lat) - 1, int(q * len(lat)))], 3)
+
+        return {
+            "name": self.name, "state": self.state, "error": self.error, "bars": s.bars,
+            "inflight": len(self.inflight), "max_inflight": self.max_inflight,
+            "max_inflight_seen": s.max_inflight_seen, "signals": dict(s.signals), "orders": s.orders,
+            "order_sides": dict(s.order_sides), "outcomes": s.outcomes,
+            "equity": self.equity[-1][1] if self.equity else None,
+            "last_ts": self.equity[-1][0] if self.equity else None,
+            "latency_ms": {"p50": pct(0.5), "p99": pct(0.99), "n": len(lat)},
+            "versions": {a: sorted(v) for a, v in self.versions.items()},
+            "watermark": self.merge.watermark(), "sources_running": sorted(self.merge.running),
+            "uptime_s": round(time.time() - self.started, 1),
+        }
+
+    async def equity_curve(self) -> list[tuple[int, str]]:
+        return list(self.equity)
+
+    async def latencies(self) -> list[float]:
+        return list(self.stats.latency_ms)
+
+
+async def _gather(ref: Any) -> Any:
+    if isinstance(ref, list):
+        return list(await asyncio.gather(*ref))
+    return await ref
+
+
+def _day(ts: int) -> str:
+    import numpy as np
+
+    return str(np.datetime64(int(ts), "ns"))[:19]
+
+
+def remote_graph(name: str, namespace: str, detached: bool = False, **options: Any) -> Any:
+    """``GraphActor`` as a named Ray actor (``detached``: outlives the driver that made it)."""
+    import ray
+
+    opts: dict[str, Any] = {"num_cpus": 0, "name": name, "namespace": namespace, "max_concurrency": 64, **options}
+    if detached:
+        opts["lifetime"] = "detached"
+    return ray.remote(GraphActor).options(**opts)
+
+
+def find_graphs(namespace: str | None = None) -> list[tuple[str, str]]:
+    """(namespace, name) of every running graph actor (all namespaces unless one is given)."""
+    from ray.util import list_named_actors
+
+    out = []
+    for entry in list_named_actors(all_namespaces=True):
+        ns, name = entry["namespace"], entry["name"]
+        if name.endswith(GRAPH_SUFFIX) and (namespace is None or ns == namespace):
+            out.append((ns, name))
+    return sorted(out)
