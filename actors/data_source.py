@@ -261,7 +261,7 @@ class DataSourceActor:
         last = after
         prev: int | None = None
         published = 0
-        self._publishing = {"last": last, "max_ahead": max_ahead}
+        self._publishing = {"last": last, "max_ahead": max_ahead, "lo": lo, "hi": hi}
         try:
             while True:
                 lower = lo if last is None else max(lo if lo is not None else last + 1, last + 1)
@@ -309,8 +309,9 @@ class DataSourceActor:
         async with self._bars_added:
             self._bars_added.notify_all()
             while self._publishing is not None:
-                last = self._publishing["last"]
-                newer = self.bars.range(None if last is None else last + 1, None)
+                last, lo, hi = self._publishing["last"], self._publishing["lo"], self._publishing["hi"]
+                floor = lo if last is None else last + 1 if lo is None else max(lo, last + 1)
+                newer = self.bars.range(floor, hi)  # bars waiting to be published
                 backlog = len(set(newer.column("ts").cast(pa.int64()).to_pylist())) if newer.num_rows else 0
                 self.max_backlog = max(self.max_backlog, backlog)
                 if backlog <= self._publishing["max_ahead"]:
@@ -335,6 +336,8 @@ class DataSourceActor:
                 except DataError as exc:
                     self._on_reject(exc, batch)
                     continue
+                finally:
+                    self._absorb_quarantine()  # bad rows of a live stream are counted as they come
                 if added:
                     self._notify(batch)
                     await self._wait_for_room()

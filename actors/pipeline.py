@@ -61,10 +61,14 @@ class DataStage:
 
 
 def start_data(
-    cfg: Config, sources: Sequence[SourceConfig] | None = None, actor_options: Mapping[str, Any] | None = None
+    cfg: Config,
+    sources: Sequence[SourceConfig] | None = None,
+    actor_options: Mapping[str, Any] | None = None,
+    on_loaded: Callable[[str], None] = _quiet,
 ) -> DataStage:
     """``actor_options``: extra Ray options for every actor (e.g. a ``runtime_env`` carrying
-    the keystore passphrase on a cluster whose nodes do not have it in their environment)."""
+    the keystore passphrase on a cluster whose nodes do not have it in their environment).
+    ``on_loaded(source)`` as each source finishes loading (a progress bar)."""
     import ray
 
     from actors.data_source import remote_data_source
@@ -74,7 +78,12 @@ def start_data(
     sink = EncryptedSink.from_config(cfg.crypto, cfg.data_dir) if cfg.data.persist else None
     for scfg in sources or cfg.data.sources:
         stage.actors[scfg.name] = remote_data_source(**dict(actor_options or {})).remote(scfg, cfg.data, sink)
-    ray.get([a.load.remote() for a in stage.actors.values()])
+    loading = {a.load.remote(): name for name, a in stage.actors.items()}
+    while loading:
+        ready, _ = ray.wait(list(loading), num_returns=1)
+        for r in ready:
+            ray.get(r)  # a source that failed to load raises here, naming itself
+            on_loaded(loading.pop(r))
     ray.get([a.flush.remote() for a in stage.actors.values()])
     # features through the object store: each source's FEATURES table is put once
     feats = {name: a.features.remote() for name, a in stage.actors.items()}
@@ -430,6 +439,7 @@ def start_stream(
         graph_name, list(sources), agents.actors, consensus, portfolio, run.paper.max_inflight, run.paper.stall_s)
     after = ray.get(portfolio.last_bar_ts.remote())
     syms = list(symbols) if symbols else None
+    ray.get([data.actors[s].start_stream.remote() for s in follow])  # a live feed: its stream pumps
     publishers = [
         data.actors[s].publish.remote(graph, start, end, syms, cfg.agents.window, run.paper.speed,
                                       s in follow, after, run.paper.max_inflight)

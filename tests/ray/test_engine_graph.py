@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+import pyarrow as pa
 import pytest
 import ray
 
@@ -130,3 +132,39 @@ def test_a_slow_stage_makes_the_source_wait(world: dict[str, Any]) -> None:
     assert status["state"] == "finished", status
     assert status["max_inflight_seen"] <= 2
     assert status["inflight"] == 0
+
+
+def test_a_live_feed_bursts_through_the_graph_and_a_bad_bar_is_quarantined(world: dict[str, Any]) -> None:
+    """A gRPC feed sends every bar at once (a burst far above 10x the rate the graph takes),
+    one of them invalid (low above high).  The stream pump waits while more than
+    ``max_inflight`` bars are unpublished, so the burst waits in the feed, not in memory; the
+    bad bar is quarantined and counted; every good bar is traded once."""
+    from actors.data_source import remote_data_source
+    from tinywindow.contracts import BARS
+    from tinywindow.data.base import select
+    from tinywindow.data.feed.server import FeedServer
+    from tinywindow.data.sources import build_source
+
+    bars = select(build_source(SourceConfig(name="s", kind="bundled", datasets=["sp500"])).fetch(), None,
+                  "2014-01-01", "2015-04-01")
+    df = bars.to_pandas()
+    bad = len(df) - 20
+    df.loc[bad, "low"] = df.loc[bad, "high"] * 2  # invalid: low above high
+    table = pa.Table.from_pandas(df, schema=BARS, preserve_index=False)
+    traded_times = int((df["ts"] >= pd.Timestamp("2015-01-01", tz="UTC")).sum()) - 1
+
+    cfg = world["cfg"].set("run.name", "feed").set("run.paper.max_inflight", 2)
+    with FeedServer(table, batch_rows=1) as server:
+        actor = remote_data_source(**world["opts"]).remote(
+            {"name": "feed", "kind": "grpc", "address": server.address}, {"on_bad_rows": "quarantine"})
+        stream = pipeline.start_stream(cfg, pipeline.DataStage(actors={"feed": actor}), world["agents"], ["feed"],
+                                       "2015-01-01", None, follow=["feed"], actor_options=world["opts"])
+        status = pipeline.watch_stream(stream)
+        desc = ray.get(actor.describe.remote())
+    _kill(stream.graph, stream.consensus, stream.portfolio, actor)
+    assert status["state"] == "finished", status
+    assert desc["quarantined"] == 1 and desc["rejected_batches"] == 0, desc
+    assert status["bars"] == traded_times  # every good bar once, the bad one never
+    assert status["orders"] > 0
+    assert desc["max_backlog"] <= 3, desc["max_backlog"]  # max_inflight + the batch being ingested
+    assert status["max_inflight_seen"] <= 2

@@ -25,7 +25,7 @@ import argparse
 import os
 import secrets
 import shutil
-import time
+from pathlib import Path
 from typing import Any
 
 from tinywindow.config import Config
@@ -69,82 +69,42 @@ def _prepare(cfg: Config) -> Config:
     return demo
 
 
+DEMO_FILE = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+
+
 def cmd_demo(args: argparse.Namespace, cfg: Config) -> int:
-    from actors import pipeline, serving
-    from actors.runtime import connect, shutdown
-    from tinywindow.cli._tables import iso, table
-    from tinywindow.models.params import DEMO_BUDGET, TEST_BUDGET
-    from tinywindow.serving.auth import serving_token, token_digest
+    """The bundled universe (``tinywindow/configs/demo.yaml``) through ``tinywindow run``: a
+    backtest, then a paper replay of the trade window's last bars through the actor graph and
+    a backtest of the same bars next to it (their ledgers must be equal)."""
+    from tinywindow.cli.run import run_universe
+    from tinywindow.config import load
 
-    t0 = time.perf_counter()
     one_time = not os.environ.get(cfg.crypto.passphrase_env)  # _prepare makes one up
-    cfg = _prepare(cfg)
-    connect(cfg)
-    print(f"Ray up in {time.perf_counter() - t0:.1f}s; writing under {cfg.data_dir}")
-
-    # Layer 1 ---------------------------------------------------------------------------
-    data = pipeline.start_data(cfg, pipeline.DEMO_SOURCES)
-    rows = [
-        [d["name"], d["kind"], len(d["symbols"]), d["rows"], iso(d["first_ts"]), iso(d["last_ts"]),
-         d["feature_rows_complete"], d["quarantined"], len(d["segments"])]
-        for d in data.summary
-    ]
-    print(f"\n== Layer 1: market data -> DataSourceActors -> object store ({data.seconds:.1f}s)")
-    print(table(rows, ["source", "kind", "symbols", "bars", "first", "last", "feature rows",
-                       "quarantined", "encrypted segments"]))
-
-    # Layer 2 ---------------------------------------------------------------------------
-    features = pipeline.features_of(data, ["sp500", "nasdaq", "goog"], None, args.train_end)
-    budget = TEST_BUDGET if args.quick else DEMO_BUDGET
-    print(f"\n== Layer 2: training {', '.join(pipeline.AGENTS)} in parallel on {features.num_rows:,} feature rows "
-          f"before {args.train_end} ...", flush=True)
-    agents = pipeline.start_agents(cfg, features, {k: dict(v) for k, v in budget.items()})
-    rows = []
-    for a, r in agents.trained.items():
-        v, b = r["validation"], r["buy_and_hold"]
-        rows.append([a, r["version"], r["seconds"], v["sharpe"], b["sharpe"], v["hit_rate"], v["turnover"]])
-    print(f"trained in {agents.seconds:.0f}s; validation = the last {cfg.agents.valid_bars} bars before "
-          f"{args.train_end}, after a {cfg.agents.embargo_bars or cfg.agents.window}-bar gap")
-    print(table(rows, ["agent", "version", "train s", "val Sharpe", "buy&hold Sharpe", "hit rate", "turnover/yr"]))
-
-    # Serving ---------------------------------------------------------------------------
-    import ray
-
-    digest = token_digest(serving_token(cfg.serving))
-    versions = {a: r["version"] for a, r in agents.trained.items()}
-    t1 = time.perf_counter()
-    serving.start(cfg, list(versions), digest, dict(versions))
-    ray.get([actor.attach_serving.remote(serving.APP_NAME) for actor in agents.actors.values()])
-    s = cfg.serving
-    print(f"\n== Serving: {len(versions)} deployments + gateway up in {time.perf_counter() - t1:.1f}s: "
-          f"http://{s.host}:{s.http_port}/v1/votes|signal|models (bearer token), gRPC {s.host}:{s.grpc_port}")
-    print(_probe_http(cfg, data))
-
-    # Layer 3 ---------------------------------------------------------------------------
-    print(f"\n== Layer 3: trading SP500 + NASDAQ {args.trade_start} .. {args.trade_end} (out of sample), "
-          "bar by bar through consensus, risk and the paper broker")
-    report = pipeline.run_trading(cfg, data, agents, ["sp500", "nasdaq"], args.trade_start, args.trade_end, say=print)
-    print(_trading_table(cfg, report))
-    print("\nThe served signal is the traded signal: the same request now decides with the live consensus's "
-          "learned weights and calibration")
-    print(_probe_http(cfg, data))
-
-    # Layer 4 ---------------------------------------------------------------------------
-    segments = sum(len(d["segments"]) for d in data.summary)
-    print("\n== Layer 4: post-quantum storage")
-    print(f"portfolio journal: {'verified' if report.journal['ok'] else 'FAILED'} ({report.journal['report']})")
-    print(f"{segments} encrypted, signed market-data segments; models signed under {cfg.path('models')}")
-    print(f"verify any time: tinywindow -s data_dir={cfg.data_dir} verify {cfg.path('journal')} "
-          f"{cfg.path('models', 'xgboost')}/v0001")
+    overrides = [*args.set, f"run.train.end={args.train_end}",
+                 f"run.trade.start={args.trade_start}", f"run.trade.end={args.trade_end}"]
+    if args.quick:
+        overrides.append("run.budget=test")
+    demo = _prepare(load(DEMO_FILE, overrides=[f"data_dir={cfg.data_dir}", *overrides]))
+    code = run_universe(demo, "backtest", then_paper=demo.set("run.mode", "paper"), check_same=True,
+                        extras=_extras)
+    print(f"verify any time: tinywindow -s data_dir={demo.data_dir} verify {demo.path(demo.crypto.journal_dir)} "
+          f"{demo.path(demo.agents.registry_dir, 'xgboost')}/v0001")
     if one_time:
         print(f"the keystore passphrase was made up for this run and not stored: verifying needs only the "
               f"public keys, but to load the sealed models later (tinywindow agents evaluate, lookahead) "
-              f"set {cfg.crypto.passphrase_env} before running the demo")
+              f"set {demo.crypto.passphrase_env} before running the demo")
+    return code
 
-    # The agents hold deployment handles: they go before Serve, Serve before Ray.
-    shutdown(agents.actors.values())
-    print(f"\ndemo finished in {time.perf_counter() - t0:.0f}s")
-    return 0 if report.journal["ok"] else 1
+
+def _extras(engine: Any, stage: str) -> str | None:
+    """The demo's HTTP probes: the served signal before trading, and at the end of the
+    backtest, while its consensus is the live one."""
+    if stage == "serving":
+        return _probe_http(engine.cfg, engine.data)
+    if stage == "backtest":
+        return ("\nThe served signal is the traded signal: the same request now decides with the live consensus's "
+                "learned weights and calibration\n" + _probe_http(engine.cfg, engine.data))
+    return None
 
 
 def _probe_http(cfg: Config, data: Any) -> str:

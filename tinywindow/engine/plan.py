@@ -144,9 +144,12 @@ def make_plan(run: RunConfig, agents: AgentConfig, sources: Mapping[str, pa.Tabl
         syms = _symbols(bars)
         spacing = median_spacing_s(bars)
         if spacing is not None and not spacing_matches(run.bar, spacing):
-            raise config_error(
-                f"source {name!r}: its bars are {_span(spacing)} apart (median), but run.bar is {run.bar!r}; "
-                "set run.bar to the data's frequency or resample the data", key="run.bar")
+            if name in train_names or name in trade_names:
+                raise config_error(
+                    f"source {name!r}: its bars are {_span(spacing)} apart (median), but run.bar is {run.bar!r}; "
+                    "set run.bar to the data's frequency or resample the data", key="run.bar")
+            notes.append(f"source {name} ({_span(spacing)} bars) is loaded but neither trains nor trades: "
+                         f"its bars are not {run.bar}")
         used = sorted(s for s in syms if wanted is None or s in wanted)
         filled = {**flat_columns(bars), **filled_columns(bars)}
         filled = {s: c for s, c in filled.items() if s in used}
