@@ -39,6 +39,32 @@ from tinywindow.models.windows import Series, feature_names, fit_normalizer, to_
 METRIC = "val_sharpe"
 
 
+def _trial_bar(total: int, desc: str) -> Any:
+    """A Tune callback that advances a tqdm bar (stderr; quiet when it is not a terminal) as
+    trials finish, early-stopped or failed ones included."""
+    import os
+    import sys
+
+    from ray import tune
+    from tqdm import tqdm
+
+    class TrialBar(tune.Callback):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.bar = tqdm(total=total, desc=desc, unit="trial", leave=False,
+                            disable=not sys.stderr.isatty() or bool(os.environ.get("TW_NO_PROGRESS")))
+
+        def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+            self.bar.update()
+
+        def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+            self.bar.update()
+
+        def close(self) -> None:
+            self.bar.close()
+
+    return TrialBar()
+
+
 def search_space(agent: str) -> dict[str, Any]:
     """The swept hyperparameters of ``agent`` (Tune sampling domains)."""
     from ray import tune
@@ -183,6 +209,7 @@ def sweep(
     concurrent, cpus = trial_resources(samples, max_concurrent)
     storage = tune_storage(cfg.agents.tune_dir, cfg.data_dir)  # absolute, or a pyarrow.fs URI
     run_name = name or f"{agent}-{time.strftime('%Y%m%d-%H%M%S')}"
+    bar = _trial_bar(samples, f"tune {agent}")
     trainable = tune.with_resources(
         tune.with_parameters(
             trial,
@@ -209,10 +236,13 @@ def sweep(
             search_alg=BasicVariantGenerator(random_state=seed),
         ),
         run_config=tune.RunConfig(
-            name=run_name, storage_path=storage, callbacks=[TBXLoggerCallback()], verbose=verbose
+            name=run_name, storage_path=storage, callbacks=[TBXLoggerCallback(), bar], verbose=verbose
         ),
     )
-    results = tuner.fit()
+    try:
+        results = tuner.fit()
+    finally:
+        bar.close()
     errors = [results[i].error for i in range(len(results)) if results[i].error is not None]
     if len(errors) == len(results):
         raise ConfigError(f"every tuning trial failed; first error: {errors[0]}")
