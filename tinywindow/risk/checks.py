@@ -107,14 +107,14 @@ def check_config(cfg: RiskConfig) -> None:
         )
 
 
-@dataclass(frozen=True)
+@dataclass
 class Book:
     """What the checks see: equity, exposure per symbol (positions plus open orders) and
     reference prices."""
 
     equity: Decimal
-    qty: Mapping[str, Decimal]
-    prices: Mapping[str, Decimal]
+    qty: dict[str, Decimal]
+    prices: dict[str, Decimal]
     gross: Decimal = field(default=ZERO)
     net: Decimal = field(default=ZERO)
 
@@ -124,17 +124,21 @@ class Book:
         net = sum((q * prices[s] for s, q in qty.items() if q), ZERO)
         return cls(equity, dict(qty), dict(prices), gross, net)
 
-    def after(self, symbol: str, dq: Decimal, price: Decimal) -> Book:
-        """The book once an order of ``dq`` at ``price`` is counted."""
+    def count(self, symbol: str, dq: Decimal, price: Decimal) -> None:
+        """Count an order of ``dq`` at ``price`` in place (``after`` without the copies: an
+        engine sending many orders in one call pays O(1) per order, not O(symbols))."""
         q0 = self.qty.get(symbol, ZERO)
         p0 = self.prices.get(symbol, price)
-        qty = dict(self.qty)
-        qty[symbol] = q0 + dq
-        prices = dict(self.prices)
-        prices[symbol] = price
-        gross = self.gross - abs(q0) * p0 + abs(q0 + dq) * price
-        net = self.net - q0 * p0 + (q0 + dq) * price
-        return Book(self.equity, qty, prices, gross, net)
+        self.qty[symbol] = q0 + dq
+        self.prices[symbol] = price
+        self.gross = self.gross - abs(q0) * p0 + abs(q0 + dq) * price
+        self.net = self.net - q0 * p0 + (q0 + dq) * price
+
+    def after(self, symbol: str, dq: Decimal, price: Decimal) -> Book:
+        """The book once an order of ``dq`` at ``price`` is counted (a new book)."""
+        book = Book(self.equity, dict(self.qty), dict(self.prices), self.gross, self.net)
+        book.count(symbol, dq, price)
+        return book
 
 
 @dataclass(frozen=True)
@@ -281,12 +285,28 @@ def target_weights(
     return np.where(a == 0, 0.0, np.where(ok, a * size, np.nan))
 
 
+def target_weight(action: float, annual_vol: float, cfg: RiskConfig) -> float:
+    """``target_weights`` of one (action, volatility), in plain floats: the same IEEE
+    operations in the same order, so the same bits (the engine calls it once per signal)."""
+    if action < 0 and not cfg.allow_short:
+        action = 0.0
+    if action == 0:
+        return 0.0
+    if not (math.isfinite(annual_vol) and annual_vol > 0):
+        return math.nan
+    return action * min(min(cfg.max_weight, cfg.max_position), cfg.target_vol / annual_vol)
+
+
 def target_quantity(weight: float, equity: float, price: float, lot: float) -> float:
     """Shares for a target weight: ``weight * equity / price`` rounded toward zero to lots.
 
     Float on purpose: it is a decision, not accounting, and the vectorised simulator makes
     the identical computation on arrays (``target_quantity_array``).
     """
+    if price != 0 and lot != 0:  # plain floats: the same operations as the array form
+        raw = weight * equity / price / lot
+        if math.isfinite(raw):
+            return math.copysign(float(math.trunc(raw)), raw) * lot
     return float(target_quantity_array(np.float64(weight), np.float64(equity), np.float64(price), lot))
 
 
