@@ -34,6 +34,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from actors.settings import SettingsStage
 from tinywindow.config import Config, build
 from tinywindow.consensus.state import ConsensusBook
 from tinywindow.contracts import VOTES, validate
@@ -67,6 +68,7 @@ class ConsensusActor:
             passphrase=passphrase, keystore=keystore, clock=clock,
         )
         self.book.on_commit = self.durable.commit
+        self._settings = SettingsStage("consensus", self.book, clock)
 
     def submit_votes(self, votes: pa.Table) -> int:
         return self.book.submit_votes(votes)
@@ -129,6 +131,30 @@ class ConsensusActor:
 
     def checkpoint(self) -> int:
         return self.durable.checkpoint()
+
+    # ------------------------------------------------------------------ runtime settings (two-phase)
+    def settings(self) -> dict[str, Any]:
+        """The consensus section in effect, and what changed it at runtime (``actors.settings``)."""
+        return self._settings.current()
+
+    def prepare_settings(self, values: dict[str, Any], change_id: str | None = None) -> str:
+        """Validate a change of the consensus section (fields -> values) and stage it; returns its id."""
+        return self._settings.prepare(values, change_id)
+
+    def commit_settings(self, token: str, values: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Apply and journal a prepared change: the next decision and learning step use it."""
+        return self._settings.commit(token, values)
+
+    def abort_settings(self, token: str) -> bool:
+        return self._settings.abort(token)
+
+    def settings_changes(self) -> list[dict[str, Any]]:
+        """Every runtime consensus settings change in the journal, oldest first."""
+        from tinywindow.consensus.events import ConsensusSettingsChanged
+        from tinywindow.core.codec import CODEC
+
+        return [CODEC.payload(CODEC.decode_as(ConsensusSettingsChanged, rec.payload))
+                for rec in self.durable.journal.records() if rec.kind == ConsensusSettingsChanged.KIND]
 
     def recovery(self) -> dict[str, int]:
         r = self._recovery

@@ -22,7 +22,8 @@ drives, detached when the run asks for it, so ``tinywindow status|stop`` find it
 shell or job.  ``stop()`` takes no new bars, lets the bars in flight finish, checkpoints the
 consensus and the portfolio and reports ``stopped``; the next run resumes after the last bar
 the portfolio processed (orders are idempotent by signal, outcomes learned once: nothing is
-lost or doubled).
+lost or doubled).  ``set_config(changes)`` changes the risk and consensus settings of a running
+graph, on both actors or neither, between two bars (``tinywindow config set``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class _InFlight:
     ts: int
     submitted: float
     refs: dict[str, Any]  # stage -> ref (or list of refs)
+    decided: float = 0.0  # perf_counter when its ORDERS resolved
+    released: float = 0.0  # perf_counter when _submit began (before its puts and calls)
 
 
 @dataclass
@@ -59,6 +62,7 @@ class GraphStats:
     order_sides: dict[str, int] = field(default_factory=lambda: {"buy": 0, "sell": 0})
     outcomes: int = 0
     latency_ms: list[float] = field(default_factory=list)  # bar released -> its orders known
+    decision_ms: list[float] = field(default_factory=list)  # bar released (_submit began) -> its ORDERS resolved (bench/latency.py)
     max_inflight_seen: int = 0
 
 
@@ -90,6 +94,7 @@ class GraphActor:
         self.versions: dict[str, set[str]] = {a: set() for a in self.agents}
         self.started = time.time()
         self._draining = asyncio.Lock()
+        self._settings_lock = asyncio.Lock()  # one runtime settings change at a time
 
     # ------------------------------------------------------------------ flow
     async def on_bar(self, source: str, ts: int, bars: pa.Table, features: pa.Table) -> bool:
@@ -122,6 +127,7 @@ class GraphActor:
     def _submit(self, r: Released) -> None:
         import ray
 
+        released = time.perf_counter()
         parts = list(r.parts.values())
         bars = concat_bars([b for b, _ in parts])
         feats = pa.concat_tables([f for _, f in parts]).unify_dictionaries().combine_chunks()
@@ -134,6 +140,7 @@ class GraphActor:
         self.inflight.append(_InFlight(r.ts, time.perf_counter(), {
             "votes": votes, "signals": signals, "orders": orders, "outcomes": outcomes, "equity": equity,
             "learn": learned, "feedback": feedback}))
+        self.inflight[-1].released = released
         self.stats.max_inflight_seen = max(self.stats.max_inflight_seen, len(self.inflight))
 
     async def _drain(self, keep: int) -> None:
@@ -151,6 +158,8 @@ class GraphActor:
                     ref = bar.refs[stage]
                     got = await asyncio.wait_for(_gather(ref), timeout=self.stall_s)
                     bar.refs[stage] = got
+                    if stage == "orders":
+                        bar.decided = time.perf_counter()
             except TimeoutError:
                 raise TimeoutError(f"bar {_day(bar.ts)} still at stage {stage} after {self.stall_s:g}s") from None
             except Exception as exc:
@@ -165,6 +174,7 @@ class GraphActor:
         s.bars += 1
         if len(s.latency_ms) < self.keep_latency:
             s.latency_ms.append((time.perf_counter() - bar.submitted) * 1e3)
+            s.decision_ms.append((bar.decided - bar.released) * 1e3)
         sig: pa.Table = got["signals"]
         for action, decided in zip(sig.column("action").to_pylist(), sig.column("decided").to_pylist(), strict=True):
             s.signals["no_decision" if not decided else "long" if action > 0 else "short" if action < 0 else "flat"] += 1
@@ -201,6 +211,7 @@ class GraphActor:
     async def status(self) -> dict[str, Any]:
         s = self.stats
         lat = sorted(s.latency_ms)
+        dec = sorted(s.decision_ms)
 
         def pct(q: float) -> float | None:
             return None if not lat else round(lat[min(len(lat) - 1, int(q * len(lat)))], 3)
@@ -213,9 +224,82 @@ class GraphActor:
             "equity": self.equity[-1][1] if self.equity else None,
             "last_ts": self.equity[-1][0] if self.equity else None,
             "latency_ms": {"p50": pct(0.5), "p99": pct(0.99), "n": len(lat)},
+            "decision_ms": {"p50": _pct(dec, 0.5), "p99": _pct(dec, 0.99), "n": len(dec)},
             "versions": {a: sorted(v) for a, v in self.versions.items()},
             "watermark": self.merge.watermark(), "sources_running": sorted(self.merge.running),
             "uptime_s": round(time.time() - self.started, 1),
+        }
+
+    # ------------------------------------------------------------------ runtime settings
+    async def settings(self) -> dict[str, Any]:
+        """The risk (portfolio) and consensus settings in effect, and their runtime changes."""
+        risk, consensus = await asyncio.gather(self.portfolio.settings.remote(), self.consensus.settings.remote())
+        return {"risk": risk, "consensus": consensus}
+
+    async def set_config(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Change the running engine's risk and consensus settings: every actor or none.
+
+        ``changes``: dotted keys (``{"risk.max_position": 0.1}``), only ``risk.*`` (the
+        portfolio) and ``consensus.*`` (the consensus); anything else is a ``ConfigError``
+        naming the key.  Each section touched is built from the actor's section in effect with
+        the changes applied and validated by its model (a bad value: ``ConfigError`` naming
+        the key, in ``Config.set``'s words).  Then every actor touched prepares the change
+        (validates it again with its own cross-checks and stages it, applying nothing); if
+        any refuses, all abort and the error is raised: nothing changed anywhere.  Otherwise
+        the commits are submitted together, with no bar submitted between them: each actor
+        applies and journals the change after the calls of every bar submitted before and
+        before the calls of the next.  Bars already in flight were submitted before the
+        change and run under the old settings; the change applies from the next bar
+        submitted (``after_bar`` in the result: the last bar under the old settings).
+        """
+        import uuid
+
+        from tinywindow.config import runtime_changes
+        from tinywindow.consensus.config import STARTUP_ONLY as CONSENSUS_STARTUP_ONLY
+        from tinywindow.consensus.config import ConsensusConfig
+        from tinywindow.core.runtime_settings import changed_section
+        from tinywindow.errors import TransientError
+        from tinywindow.risk.config import STARTUP_ONLY as RISK_STARTUP_ONLY
+        from tinywindow.risk.config import RiskConfig
+
+        plan = runtime_changes(changes)
+        actors = {"risk": self.portfolio, "consensus": self.consensus}
+        models: dict[str, Any] = {"risk": (RiskConfig, RISK_STARTUP_ONLY),
+                                  "consensus": (ConsensusConfig, CONSENSUS_STARTUP_ONLY)}
+        async with self._settings_lock:
+            got = await asyncio.gather(*(actors[s].settings.remote() for s in plan))
+            current = {s: g["values"] for s, g in zip(plan, got, strict=True)}
+            new: dict[str, dict[str, Any]] = {}
+            for s, fields in plan.items():
+                model, fixed = models[s]
+                section, _ = changed_section(model.model_validate(current[s]), s, fields, fixed)
+                new[s] = section.model_dump(mode="json")
+            change_id = uuid.uuid4().hex[:16]
+            prepared = await asyncio.gather(*(actors[s].prepare_settings.remote(new[s], change_id) for s in plan),
+                                            return_exceptions=True)
+            refused = [r for r in prepared if isinstance(r, BaseException)]
+            if refused:
+                await asyncio.gather(*(actors[s].abort_settings.remote(change_id) for s in plan),
+                                     return_exceptions=True)
+                raise _cause(refused[0])
+            after = self.inflight[-1].ts if self.inflight else (self.equity[-1][0] if self.equity else None)
+            # submitted with no await between them: no bar's calls can come between the commits
+            commits = [actors[s].commit_settings.remote(change_id, new[s]) for s in plan]
+            done = await asyncio.gather(*commits, return_exceptions=True)
+        failed = {s: r for s, r in zip(plan, done, strict=True) if isinstance(r, BaseException)}
+        if failed:
+            ok = sorted(set(plan) - set(failed))
+            s, exc = next(iter(failed.items()))
+            raise TransientError(
+                f"settings change {change_id} was committed on {', '.join(ok) or 'no section'} but failed on "
+                f"{s}: {type(_cause(exc)).__name__}: {str(_cause(exc))[:300]}; set the same values again "
+                "(a section that has them already is left as it is)")
+        self.log.info("graph %s: settings change %s after bar %s: %s", self.name, change_id,
+                      None if after is None else _day(after), dict(changes))
+        return {
+            "graph": self.name, "state": self.state, "change_id": change_id,
+            "after_bar": None if after is None else _day(after),
+            "changes": {f"{s}.{k}": {"from": current[s][k], "to": new[s][k]} for s, fields in plan.items() for k in fields},
         }
 
     async def equity_curve(self) -> list[tuple[int, str]]:
@@ -224,11 +308,26 @@ class GraphActor:
     async def latencies(self) -> list[float]:
         return list(self.stats.latency_ms)
 
+    async def decisions(self) -> list[float]:
+        """Each bar's decision latency (ms): released into the graph (``_submit`` began) -> its ORDERS resolved."""
+        return list(self.stats.decision_ms)
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    """The ``q`` quantile of sorted ``values`` (None: empty), as ``status`` reports it."""
+    return None if not values else round(values[min(len(values) - 1, int(q * len(values)))], 3)
+
 
 async def _gather(ref: Any) -> Any:
     if isinstance(ref, list):
         return list(await asyncio.gather(*ref))
     return await ref
+
+
+def _cause(exc: BaseException) -> BaseException:
+    """The error an actor raised, out of Ray's wrapper (a ``ConfigError`` stays one)."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, Exception) else exc
 
 
 def _day(ts: int) -> str:

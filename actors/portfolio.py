@@ -28,6 +28,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from actors.settings import SettingsStage
 from tinywindow.config import Config, build
 from tinywindow.core.codec import CODEC
 from tinywindow.core.log import get_logger
@@ -71,6 +72,7 @@ class PortfolioActor:
         self.engine.on_commit = self.durable.commit
         self.engine.resubmit_open_orders()
         self._step_seq = 0  # ``step``'s outcome cursor
+        self._settings = SettingsStage("risk", self.engine, clock)
 
     # ------------------------------------------------------------------ flows
     def on_bars(self, bars: pa.Table) -> pa.Table:
@@ -128,6 +130,29 @@ class PortfolioActor:
 
     def checkpoint(self) -> int:
         return self.durable.checkpoint()
+
+    # ------------------------------------------------------------------ runtime settings (two-phase)
+    def settings(self) -> dict[str, Any]:
+        """The risk section in effect, and what changed it at runtime (``actors.settings``)."""
+        return self._settings.current()
+
+    def prepare_settings(self, values: dict[str, Any], change_id: str | None = None) -> str:
+        """Validate a change of the risk section (fields -> values) and stage it; returns its id."""
+        return self._settings.prepare(values, change_id)
+
+    def commit_settings(self, token: str, values: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Apply and journal a prepared change: orders of the next call are checked by it."""
+        return self._settings.commit(token, values)
+
+    def abort_settings(self, token: str) -> bool:
+        return self._settings.abort(token)
+
+    def settings_changes(self) -> list[dict[str, Any]]:
+        """Every runtime risk settings change in the journal, oldest first."""
+        from tinywindow.execution.events import RiskSettingsChanged
+
+        return [CODEC.payload(CODEC.decode_as(RiskSettingsChanged, rec.payload))
+                for rec in self.durable.journal.records() if rec.kind == RiskSettingsChanged.KIND]
 
     # ------------------------------------------------------------------ views
     def snapshot(self) -> dict[str, Any]:

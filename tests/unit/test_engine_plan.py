@@ -133,3 +133,58 @@ def test_the_ledger_digest_covers_orders_and_the_final_book(tmp_path: Path) -> N
     path = write(tmp_path / "summary.json", "backtest", {"ledger_digest": d})
     write(path, "paper", {"ledger_digest": d})
     assert set(json.loads(path.read_text())) == {"backtest", "paper"}
+
+
+def _universe(tmp: Path, csv_rows: list[str], extra: str = "") -> Path:
+    (tmp / "prices").mkdir(exist_ok=True)
+    (tmp / "prices" / "ABC.csv").write_text("Date,Close\n" + "\n".join(csv_rows) + "\n")
+    path = tmp / "universe.yaml"
+    path.write_text(f"""
+data_dir: {tmp / "state"}
+data:
+  sources:
+    - {{name: mine, kind: file, path: {tmp / "prices"}, columns: {{Date: ts, Close: close}},
+       timezone: America/New_York, daily_close: "16:00"}}
+run:
+  train: {{end: "2012-01-01"}}
+  trade: {{start: "2012-01-01", end: "2013-01-01"}}
+{extra}""")
+    return path
+
+
+def _closes(n: int) -> list[str]:
+    days = pd.bdate_range("2009-01-02", periods=n)
+    return [f"{d:%Y-%m-%d},{100 + 0.1 * i:.2f}" for i, d in enumerate(days)]
+
+
+def test_config_check_prints_the_plan_of_a_users_close_only_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tinywindow.cli import main
+
+    path = _universe(tmp_path, _closes(1000))
+    assert main(["config", "check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{path}: valid" in out
+    assert "source mine [train+trade]: 1 symbols, 1,000 bars 2009-01-02 21:00:00" in out  # 16:00 New York = 21:00 UTC
+    assert "feature atr_14 unavailable: needs high, low, not in the data of ABC (close-only)" in out
+    assert "trade: 219 bar times of 1 symbols (ABC)" in out
+    assert not (tmp_path / "state").exists()  # a check writes nothing
+    assert main(["config", "check", str(path), "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["symbols"] == ["ABC"] and plan["trade_bars"] == 219
+
+
+def test_config_check_names_the_bad_row_and_the_bad_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tinywindow.cli import main
+
+    rows = _closes(1000)
+    rows[500] = rows[500].split(",")[0] + ",-3"
+    path = _universe(tmp_path, rows)
+    assert main(["config", "check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "ABC.csv" in err and "row" in err and "close" in err, err
+    path = _universe(tmp_path, _closes(1000), extra="  symbols: [XYZ]\n")
+    assert main(["config", "check", str(path)]) == 2
+    assert "run.symbols.0 'XYZ' is in none of the trade sources" in capsys.readouterr().err
+    path = _universe(tmp_path, _closes(1000), extra="  brokr: paper\n")
+    assert main(["config", "check", str(path)]) == 2
+    assert "unknown config key 'run.brokr'" in capsys.readouterr().err

@@ -20,6 +20,7 @@ from tinywindow.consensus.events import (
     AgentOutcomesScored,
     CalibrationFitted,
     ConsensusDecided,
+    ConsensusSettingsChanged,
     VotesRecorded,
     WeightsLearned,
 )
@@ -37,6 +38,7 @@ from tinywindow.execution.events import (
     OrderFilled,
     OrderSubmitted,
     OutcomeRealized,
+    RiskSettingsChanged,
     StateChanged,
     VolatilityFitted,
 )
@@ -69,10 +71,12 @@ SAMPLES: list[Event] = [
     AgentOutcomesScored((("AAA", 5, "oracle", "v1", 1, 0.800000011920929, 0.0123, 0.0118),
                          ("AAA", 5, "noise", "v2", 0, 0.6, 0.0123, 0.0))),
     CalibrationFitted("oracle", (0.55, 0.9), (0.5, 0.55), 120),
+    RiskSettingsChanged(9, "c0ffee", (("allow_short", False), ("max_position", 0.1), ("vol_model", "ewma"))),
+    ConsensusSettingsChanged(9, "c0ffee", (("quorum", 2), ("threshold", 0.7))),
 ]
 V1_KINDS = {"decision", "order", "fill", "expire", "risk", "outcome", "bar", "vol_fit", "state",
             "votes", "decided", "learned"}
-KINDS = V1_KINDS | {"agent_outcomes", "calibrated"}
+KINDS = V1_KINDS | {"agent_outcomes", "calibrated", "risk_set", "consensus_set"}
 LATER_VERSIONS = {"decided": 2}  # kinds whose payload spelling changed since v1
 
 

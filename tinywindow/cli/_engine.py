@@ -77,7 +77,8 @@ class Engine:
         self.data = pipeline.start_data(self.cfg, on_loaded=lambda _: bar.update())
         bar.close()
         self.bars = {n: ray.get(a.history.remote()) for n, a in self.data.actors.items()}
-        self.plan = make_plan(self.cfg.run, self.cfg.agents, self.bars)
+        feeds = {s.name for s in self.cfg.data.sources if s.kind == "grpc"}
+        self.plan = make_plan(self.cfg.run, self.cfg.agents, self.bars, allow_empty=feeds)
         return self.data.summary  # type: ignore[no-any-return]
 
     def start_agents(self, say: Say) -> dict[str, dict[str, Any]]:

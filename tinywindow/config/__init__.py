@@ -64,7 +64,9 @@ __all__ = [
     "build",
     "env_overrides",
     "load",
+    "parse_override",
     "read_file",
+    "runtime_changes",
 ]
 
 ENV_PREFIX = "TW_"
@@ -308,6 +310,33 @@ def load(
     for key, value in items:
         cfg = cfg.set(key, value)
     return cfg
+
+
+RUNTIME_SECTIONS = ("risk", "consensus")  # the sections ``tinywindow config set`` changes on a running engine
+
+
+def parse_override(key: str, raw: str) -> Any:
+    """A command-line string as the value for ``key``, parsed as ``-s key=value`` parses it."""
+    return _parse_value(key.split("."), raw, f"the value of {shorten(key, 80)}")
+
+
+def runtime_changes(changes: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Dotted changes (``{"risk.max_position": 0.1}``) by section (``{"risk": {"max_position":
+    0.1}}``); only fields of ``RUNTIME_SECTIONS`` can change on a running engine, anything else
+    is refused naming the key (values are validated by the running components)."""
+    out: dict[str, dict[str, Any]] = {}
+    defaults = Config()
+    for key, value in changes.items():
+        defaults.get(key)  # an unknown key says so first
+        parts = key.split(".")
+        if parts[0] not in RUNTIME_SECTIONS:
+            raise config_error(
+                f"{shorten(key)!r} cannot change on a running engine: only {', '.join(f'{s}.*' for s in RUNTIME_SECTIONS)} "
+                "can (set it in the config and restart the run)", key=key)
+        if len(parts) != 2:
+            raise config_error(f"{shorten(key)!r} names the {parts[0]} section, not one of its keys", key=key)
+        out.setdefault(parts[0], {})[parts[1]] = value
+    return out
 
 
 def _split(item: str) -> tuple[str, Any]:

@@ -10,6 +10,10 @@ from pydantic import Field, model_validator
 
 from tinywindow.core.settings import Section, require_ordered
 
+# Read only when the consensus actor starts (its placement and its checkpoint store), never
+# by the book: ``tinywindow config set`` refuses them on a running engine.
+STARTUP_ONLY = frozenset({"checkpoint_every", "num_cpus"})
+
 
 class ConsensusConfig(Section):
     threshold: float = Field(default=0.55, ge=0.0, le=1.0)

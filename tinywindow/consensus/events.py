@@ -13,6 +13,9 @@ event                   journal kind        what happened
 ``CalibrationFitted``   ``calibrated``      an agent's calibration map refitted: its points
 ======================  ==================  ==============================================
 
+``ConsensusSettingsChanged`` (kind ``consensus_set``): the ``consensus`` section changed on a
+running engine (``tinywindow config set``), the changed values.
+
 Codec versions: ``decided`` is at version 2 (each signal carries ``decided``, each used vote
 its ``model_version``); its v1 payloads (rows of six and four) still decode: a v1 signal
 was a decision when its action was non-zero or its majority was flat ("hold majority"),
@@ -30,7 +33,7 @@ from tinywindow.core.codec import CODEC
 from tinywindow.core.events import Event
 
 __all__ = [
-    "AgentOutcomeRecord", "AgentOutcomesScored", "CalibrationFitted", "ConsensusDecided", "SignalRecord", "UsedVote",
+    "AgentOutcomeRecord", "AgentOutcomesScored", "CalibrationFitted", "ConsensusDecided", "ConsensusSettingsChanged", "SignalRecord", "UsedVote",
     "VoteRecord", "VotesRecorded", "WeightsLearned",
 ]
 
@@ -90,6 +93,19 @@ class CalibrationFitted(Event):
     x: tuple[float, ...]
     y: tuple[float, ...]
     samples: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConsensusSettingsChanged(Event):
+    """Consensus settings changed on a running engine (``tinywindow config set``): ``values``
+    are the changed fields of the ``consensus`` section (field, JSON value), sorted; they
+    apply over the section in effect from the next call on.  ``change_id`` names the change
+    across the actors it was committed on."""
+
+    KIND: ClassVar[str] = "consensus_set"
+    ts: int
+    change_id: str
+    values: tuple[tuple[str, Any], ...]
 
 
 # --------------------------------------------------------------------------- codec
@@ -172,3 +188,14 @@ CODEC.register(ConsensusDecided, _enc_decided, _dec_decided, version=2)
 CODEC.register(WeightsLearned, _enc_learned, _dec_learned)
 CODEC.register(AgentOutcomesScored, _enc_agent_outcomes, _dec_agent_outcomes)
 CODEC.register(CalibrationFitted, _enc_calibrated, _dec_calibrated)
+
+
+def _enc_consensus_set(e: ConsensusSettingsChanged) -> dict[str, Any]:
+    return {"ts": e.ts, "change_id": e.change_id, "values": dict(e.values)}
+
+
+def _dec_consensus_set(p: Mapping[str, Any], version: int) -> ConsensusSettingsChanged:
+    return ConsensusSettingsChanged(int(p["ts"]), str(p["change_id"]), tuple(sorted(dict(p["values"]).items())))
+
+
+CODEC.register(ConsensusSettingsChanged, _enc_consensus_set, _dec_consensus_set)

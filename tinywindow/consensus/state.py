@@ -37,13 +37,14 @@ import pandas as pd
 import pyarrow as pa
 
 from tinywindow.consensus.calibration import Calibration, fit_calibration
-from tinywindow.consensus.config import ConsensusConfig
+from tinywindow.consensus.config import STARTUP_ONLY, ConsensusConfig
 from tinywindow.consensus.events import (
     UNKNOWN_VERSION,
     AgentOutcomeRecord,
     AgentOutcomesScored,
     CalibrationFitted,
     ConsensusDecided,
+    ConsensusSettingsChanged,
     VotesRecorded,
     WeightsLearned,
     v1_decided,
@@ -55,6 +56,9 @@ from tinywindow.consensus.voting import (
     update_weights,
 )
 from tinywindow.contracts import AGENT_OUTCOMES, OUTCOMES, SIGNALS, VOTES, validate
+from tinywindow.core.events import Event
+from tinywindow.core.runtime_settings import changed_section, replayed_section
+from tinywindow.core.settings import config_error
 from tinywindow.durability.eventsourced import CommitHook, EventSourced, applies
 
 __all__ = ["ConsensusBook"]
@@ -97,6 +101,8 @@ class ConsensusBook(EventSourced):
             a: deque(maxlen=cfg.calibration_window) for a in self.agents
         }
         self.cal_pending: dict[str, int] = {a: 0 for a in self.agents}
+        self.settings_overrides: dict[str, Any] = {}  # fields changed at runtime (ConsensusSettingsChanged)
+        self.settings_id: str | None = None  # the change id of the last runtime settings change
 
     # ------------------------------------------------------------------ event core
     @applies(VotesRecorded)
@@ -148,6 +154,25 @@ class ConsensusBook(EventSourced):
     def _calibrated(self, e: CalibrationFitted) -> None:
         self.calibration[e.agent] = Calibration(e.x, e.y, e.samples)
         self.cal_pending[e.agent] = 0
+
+    @applies(ConsensusSettingsChanged)
+    def _settings(self, e: ConsensusSettingsChanged) -> None:
+        values = dict(e.values)
+        self._adopt(replayed_section(self.cfg, "consensus", values))
+        self.settings_overrides.update(values)
+        self.settings_id = e.change_id
+
+    def _adopt(self, cfg: ConsensusConfig) -> None:
+        """Decide, learn and calibrate by ``cfg`` from now on; what is remembered follows
+        ``decisions_kept`` and ``calibration_window`` (the oldest go first)."""
+        self.cfg = cfg
+        if self.agent_outcomes.maxlen != cfg.decisions_kept:
+            self.agent_outcomes = deque(self.agent_outcomes, maxlen=cfg.decisions_kept)
+        while len(self.decisions) > cfg.decisions_kept:
+            self.decisions.popitem(last=False)
+        for a, samples in self.cal_samples.items():
+            if samples.maxlen != cfg.calibration_window:
+                self.cal_samples[a] = deque(samples, maxlen=cfg.calibration_window)
 
     def _uninformed(self, agent: str) -> float:
         """An agent's no-information confidence: 1/3 once seen voting flat, else 1/2."""
@@ -319,6 +344,29 @@ class ConsensusBook(EventSourced):
             if (agent is None or r[2] == agent) and (since_ts is None or r[1] >= since_ts)
         ])
 
+    # ------------------------------------------------------------------ runtime settings
+    @property
+    def settings_section(self) -> ConsensusConfig:
+        """The consensus section in effect."""
+        return self.cfg
+
+    def settings_change(self, ts: int, change_id: str, changes: Mapping[str, Any]) -> ConsensusSettingsChanged | None:
+        """The event that would change the consensus settings (field -> value), validated
+        (the section's model; a quorum no more than this consensus's agents); nothing is
+        recorded.  None: nothing differs.  ``STARTUP_ONLY`` fields are refused."""
+        new, values = changed_section(self.cfg, "consensus", changes, STARTUP_ONLY)
+        if "quorum" in values and new.quorum > len(self.agents):
+            raise config_error(f"consensus.quorum {new.quorum} is more than the {len(self.agents)} agents of this "
+                               "consensus: it could never decide (halt the portfolio to stop trading)",
+                               key="consensus.quorum")
+        return ConsensusSettingsChanged(ts, change_id, tuple(values.items())) if values else None
+
+    def change_settings(self, event: ConsensusSettingsChanged) -> list[Event]:
+        """Apply a prepared settings change and commit it (journaled): the next decision and
+        the next learning step use the new settings."""
+        self.record(event)
+        return self.commit()
+
     # ------------------------------------------------------------------ persistence
     def snapshot(self) -> dict[str, Any]:
         """The whole state as JSON-able data (the checkpoint)."""
@@ -335,12 +383,21 @@ class ConsensusBook(EventSourced):
             "agent_outcomes": [list(r) for r in self.agent_outcomes],
             "cal_samples": {a: [list(x) for x in xs] for a, xs in self.cal_samples.items()},
             "cal_pending": dict(self.cal_pending),
+            **({} if self.settings_id is None else {"settings": {  # none changed: as before they existed
+                "overrides": dict(sorted(self.settings_overrides.items())), "change_id": self.settings_id}}),
         }
 
     def restore(self, d: Mapping[str, Any]) -> None:
         """Load a snapshot of a consensus of the same agents."""
         if list(d["agents"]) != self.agents:
             raise ValueError(f"checkpoint is for agents {d['agents']}, this consensus has {self.agents}")
+        # runtime settings over the start-up section (none in a checkpoint written before
+        # they existed); first, so the remembered deques get their sizes
+        saved = d.get("settings") or {}
+        if saved.get("overrides"):
+            self._adopt(replayed_section(self.cfg, "consensus", saved["overrides"]))
+            self.settings_overrides = dict(saved["overrides"])
+        self.settings_id = saved.get("change_id")
         self.weights = {a: float(w) for a, w in d["weights"].items()}
         self.stats = {a: dict(s) for a, s in d["stats"].items()}
         self.holders = set(d.get("holders", []))

@@ -6,10 +6,11 @@ journal only through the one codec (``tinywindow.core.codec``).  The concrete ty
 beside the package whose state they change and register themselves with the codec:
 
 * ``tinywindow.execution.events``: ``DecisionMade``, ``OrderSubmitted``, ``OrderFilled``,
-  ``OrderExpired``, ``OutcomeRealized``, ``BarMarked``, ``VolatilityFitted``, ``StateChanged``
+  ``OrderExpired``, ``OutcomeRealized``, ``BarMarked``, ``VolatilityFitted``, ``StateChanged``,
+  ``RiskSettingsChanged``
 * ``tinywindow.risk.events``: ``RiskDenied`` (a denial, a clip, or a trading-state change)
 * ``tinywindow.consensus.events``: ``VotesRecorded``, ``ConsensusDecided``, ``WeightsLearned``,
-  ``AgentOutcomesScored``, ``CalibrationFitted``
+  ``AgentOutcomesScored``, ``CalibrationFitted``, ``ConsensusSettingsChanged``
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ prints it; ``tinywindow run`` makes the same plan first, so a run never starts o
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,8 +126,16 @@ def spacing_matches(bar: str, spacing_s: float) -> bool:
     return want / 1.5 <= spacing_s <= want * 1.5
 
 
-def make_plan(run: RunConfig, agents: AgentConfig, sources: Mapping[str, pa.Table], mode: str | None = None) -> Plan:
-    """The plan of a run over ``sources`` (name -> BARS); ``ConfigError`` when it cannot run."""
+def make_plan(
+    run: RunConfig,
+    agents: AgentConfig,
+    sources: Mapping[str, pa.Table],
+    mode: str | None = None,
+    allow_empty: Collection[str] = (),
+) -> Plan:
+    """The plan of a run over ``sources`` (name -> BARS); ``ConfigError`` when it cannot run.
+    ``allow_empty``: live feeds whose bars arrive while the run runs (no bars to trade yet is
+    then not an error)."""
     mode = mode or run.mode
     names = list(sources)
     train_names = run.train_sources or names
@@ -176,7 +184,7 @@ def make_plan(run: RunConfig, agents: AgentConfig, sources: Mapping[str, pa.Tabl
             spacing_s=spacing, unavailable=unavailable_features(filled),
             train_rows=n_train, trade_bars=n_trade, role=role,
         ))
-    if wanted is not None:
+    if wanted is not None and not any(n in allow_empty for n in trade_names):
         have = {s for p in plans if p.name in trade_names for s in p.symbols}
         for i, s in enumerate(run.symbols):
             if s not in have:
@@ -184,9 +192,12 @@ def make_plan(run: RunConfig, agents: AgentConfig, sources: Mapping[str, pa.Tabl
                                    f"({', '.join(trade_names)})", key=f"run.symbols.{i}")
     if train_rows == 0:
         raise config_error(f"no bars to train on before {run.train.end} in {', '.join(train_names)}", key="run.train")
-    if not trade_times:
+    live = [n for n in trade_names if n in allow_empty]
+    if not trade_times and not live:
         raise config_error(f"no bars to trade in {run.trade.start} .. {run.trade.end} in {', '.join(trade_names)}",
                            key="run.trade")
+    if live:
+        notes.append(f"{', '.join(live)}: a live feed; its bars are traded as they arrive")
     times: list[int] = sorted(trade_times)
     if mode in ("paper", "live") and run.paper.bars is not None:
         times = times[-run.paper.bars:]
@@ -198,6 +209,7 @@ def make_plan(run: RunConfig, agents: AgentConfig, sources: Mapping[str, pa.Tabl
     return Plan(
         mode=mode, name=run.name, sources=plans, symbols=sorted(trade_symbols), train_symbols=sorted(train_symbols),
         agents=list(run.agents), budget=run.budget, train_rows=train_rows, trade_bars=len(times),
-        trade_first=_day(times[0]), trade_last=_day(times[-1]), retrains=retrains, notes=notes,
+        trade_first=_day(times[0]) if times else None, trade_last=_day(times[-1]) if times else None,
+        retrains=retrains, notes=notes,
     )
 

@@ -40,6 +40,7 @@ from typing import Any
 from tinywindow.core.codec import CODEC
 from tinywindow.core.events import Event
 from tinywindow.core.money import ZERO, dec_str, to_decimal
+from tinywindow.core.runtime_settings import changed_section, replayed_section
 from tinywindow.durability.eventsourced import CommitHook, EventSourced, applies
 from tinywindow.execution.accounting import Portfolio, order_id
 from tinywindow.execution.brokers import Broker, paper_broker
@@ -51,6 +52,7 @@ from tinywindow.execution.events import (
     OrderFilled,
     OrderSubmitted,
     OutcomeRealized,
+    RiskSettingsChanged,
     StateChanged,
     VolatilityFitted,
 )
@@ -66,9 +68,9 @@ from tinywindow.risk.checks import (
     collar_limit,
     next_state,
     target_quantity,
-    target_weights,
+    target_weight,
 )
-from tinywindow.risk.config import RiskConfig
+from tinywindow.risk.config import STARTUP_ONLY, RiskConfig
 from tinywindow.risk.events import RiskDenied
 from tinywindow.risk.volatility import VolBook
 
@@ -120,6 +122,8 @@ class TradingEngine(EventSourced):
         self.last_decision_ts: dict[str, int] = {}
         self.risk_events: deque[RiskDenied] = deque(maxlen=portfolio.events_kept)
         self.equity_curve: deque[tuple[int, Decimal]] = deque(maxlen=portfolio.events_kept)
+        self.settings_overrides: dict[str, Any] = {}  # risk fields changed at runtime (RiskSettingsChanged)
+        self.settings_id: str | None = None  # the change id of the last runtime settings change
 
     # ------------------------------------------------------------------ views of the parts
     @property
@@ -193,6 +197,45 @@ class TradingEngine(EventSourced):
         if e.peak is not None:
             self.peak = e.peak
 
+    # ------------------------------------------------------------------ runtime settings
+    @property
+    def settings_section(self) -> RiskConfig:
+        """The risk section in effect."""
+        return self.risk_cfg
+
+    def settings_change(self, ts: int, change_id: str, changes: Mapping[str, Any]) -> RiskSettingsChanged | None:
+        """The event that would change the risk settings (field -> value), validated like the
+        start-up config (the section's model, then ``Limits``' cross-field checks); nothing is
+        recorded.  None: nothing differs.  ``STARTUP_ONLY`` fields are refused."""
+        new, values = changed_section(self.risk_cfg, "risk", changes, STARTUP_ONLY)
+        Limits.from_config(new)
+        return RiskSettingsChanged(ts, change_id, tuple(values.items())) if values else None
+
+    def change_settings(self, event: RiskSettingsChanged) -> list[Event]:
+        """Apply a prepared settings change and commit it (journaled): from the next call on,
+        orders are checked and sized, and the drawdown states moved, by the new settings."""
+        self.record(event)
+        return self.commit()
+
+    @applies(RiskSettingsChanged)
+    def _risk_settings(self, e: RiskSettingsChanged) -> None:
+        values = dict(e.values)
+        self._adopt_risk(replayed_section(self.risk_cfg, "risk", values))
+        self.settings_overrides.update(values)
+        self.settings_id = e.change_id
+
+    def _settings_snapshot(self) -> dict[str, Any]:
+        """The runtime settings for a checkpoint (none changed: nothing, as before they existed)."""
+        if self.settings_id is None:
+            return {}
+        return {"risk_settings": {"overrides": dict(sorted(self.settings_overrides.items())),
+                                  "change_id": self.settings_id}}
+
+    def _adopt_risk(self, cfg: RiskConfig) -> None:
+        """Everything that derives from the risk section follows it."""
+        self.risk_cfg, self.limits = cfg, Limits.from_config(cfg)
+        self.vol.reconfigure(cfg)
+
     # ------------------------------------------------------------------ market data
     def on_bars(self, rows: Iterable[BarRow]) -> list[Event]:
         """Process bars (any order; grouped by timestamp, oldest first); returns the events."""
@@ -263,6 +306,7 @@ class TradingEngine(EventSourced):
     def apply_signals(self, signals: Iterable[SignalRow]) -> list[Event]:
         """Decide on each new (symbol, ts) signal; returns the events (orders among them)."""
         todo: list[tuple[str, int, str, Decimal, float, str]] = []
+        equity: float | None = None  # no fill lands before _send: computed once, when first needed
         for sig in sorted(signals, key=lambda s: (s.ts, s.symbol)):
             if sig.ts <= self.last_decision_ts.get(sig.symbol, NEVER):
                 continue  # duplicate or out of date: decided already
@@ -273,7 +317,9 @@ class TradingEngine(EventSourced):
             if not sig.decided and self.port_cfg.no_decision == "keep":
                 continue
             action, why = self._target_action(sig)
-            target = self._target_from_signal(sig, action, ref)
+            if action != 0 and equity is None:
+                equity = float(self.portfolio.equity())
+            target = self._target_from_signal(sig, action, ref, equity)
             if target is not None:
                 intent = f"signal:{int(sig.action)}" if sig.decided else "no-decision:flat"
                 todo.append((sig.symbol, sig.ts, intent, target, sig.confidence, why))
@@ -304,19 +350,22 @@ class TradingEngine(EventSourced):
         self._send(orders)
         return self.commit()
 
-    def _target_from_signal(self, sig: SignalRow, action: int, ref: Decimal | None) -> Decimal | None:
-        """The target quantity of ``action`` (0: flat, no volatility needed; None: no target)."""
-        if action == 0:
+    def _target_from_signal(
+        self, sig: SignalRow, action: int, ref: Decimal | None, equity: float | None
+    ) -> Decimal | None:
+        """The target quantity of ``action`` (0: flat, no volatility needed; None: no target)
+        for an account of ``equity`` (the portfolio's, as a float)."""
+        if action == 0 or equity is None:
             return ZERO
         vol = self.vol.tracker(sig.symbol).annual_vol()
-        w = float(target_weights(float(action), vol, self.risk_cfg))
+        w = target_weight(float(action), vol, self.risk_cfg)
         if ref is None:
             return self.exposure(sig.symbol) + action * self.lot  # any size: risk denies it
         if not math.isfinite(w):
             self.record(RiskDenied(sig.ts, sig.symbol, "", Reason.NO_VOLATILITY.value, "denied",
                                    detail="no volatility estimate yet"))
             return None
-        qty = target_quantity(w, float(self.portfolio.equity()), float(ref), float(self.lot))
+        qty = target_quantity(w, equity, float(ref), float(self.lot))
         return to_decimal(qty)
 
     def _send(self, wanted: Sequence[tuple[str, int, str, Decimal, float, str]]) -> None:
@@ -345,7 +394,7 @@ class TradingEngine(EventSourced):
             side = 1 if allowed > 0 else -1
             order = Order(oid, symbol, ts, side, abs(allowed), ref, collar_limit(side, ref, self.limits.collar), why)
             self.record(OrderSubmitted(order))
-            book = book.after(symbol, allowed, ref)
+            book.count(symbol, allowed, ref)
 
     def resubmit_open_orders(self) -> None:
         """After replay: hand still-open orders back to the broker (idempotent by id)."""
@@ -367,10 +416,18 @@ class TradingEngine(EventSourced):
             **self.labels.snapshot(),
             "risk_events": [CODEC.payload(e) for e in self.risk_events],
             "equity_curve": [[ts, dec_str(e)] for ts, e in self.equity_curve],
+            **self._settings_snapshot(),
         }
 
     def restore(self, d: Mapping[str, Any]) -> None:
         """Load a snapshot into a fresh engine (before replaying later events)."""
+        # runtime settings over the start-up section (a checkpoint written before they existed
+        # has none: the start-up section stays); first, so the volatility trackers get them
+        saved = d.get("risk_settings") or {}
+        if saved.get("overrides"):
+            self._adopt_risk(replayed_section(self.risk_cfg, "risk", saved["overrides"]))
+            self.settings_overrides = dict(saved["overrides"])
+        self.settings_id = saved.get("change_id")
         self.portfolio = Portfolio.from_snapshot(d["portfolio"])
         self.state = TradingState(d["state"])
         self.peak = Decimal(d["peak"])

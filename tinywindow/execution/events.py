@@ -13,7 +13,9 @@ event               journal kind  what happened
 ``StateChanged``    ``state``     the trading state moved (drawdown or operator)
 ==================  ============  =====================================================
 
-Risk denials are ``tinywindow.risk.events.RiskDenied`` (kind ``risk``).  Amounts are exact
+``RiskSettingsChanged`` (kind ``risk_set``): the ``risk`` section changed on a running engine
+(``tinywindow config set``), the changed values.  Risk denials are
+``tinywindow.risk.events.RiskDenied`` (kind ``risk``).  Amounts are exact
 ``Decimal``; the payloads spell them with ``dec_str``, exactly as journals before the typed
 events did, so those journals replay unchanged.
 """
@@ -38,6 +40,7 @@ __all__ = [
     "OrderFilled",
     "OrderSubmitted",
     "OutcomeRealized",
+    "RiskSettingsChanged",
     "StateChanged",
     "VolatilityFitted",
 ]
@@ -132,6 +135,19 @@ class StateChanged(Event):
     to_state: TradingState
     reason: str
     peak: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RiskSettingsChanged(Event):
+    """Risk settings changed on a running engine (``tinywindow config set``): ``values`` are
+    the changed fields of the ``risk`` section (field, JSON value), sorted; they apply over
+    the section in effect from the next call on.  ``change_id`` names the change across the
+    actors it was committed on (a retried commit of the same id applies nothing twice)."""
+
+    KIND: ClassVar[str] = "risk_set"
+    ts: int
+    change_id: str
+    values: tuple[tuple[str, Any], ...]
 
 
 # --------------------------------------------------------------------------- codec, v1
@@ -230,3 +246,14 @@ CODEC.register(OutcomeRealized, _enc_outcome, _dec_outcome)
 CODEC.register(BarMarked, _enc_bar, _dec_bar)
 CODEC.register(VolatilityFitted, _enc_vol_fit, _dec_vol_fit)
 CODEC.register(StateChanged, _enc_state, _dec_state)
+
+
+def _enc_risk_set(e: RiskSettingsChanged) -> dict[str, Any]:
+    return {"ts": e.ts, "change_id": e.change_id, "values": dict(e.values)}
+
+
+def _dec_risk_set(p: Mapping[str, Any], version: int) -> RiskSettingsChanged:
+    return RiskSettingsChanged(int(p["ts"]), str(p["change_id"]), tuple(sorted(dict(p["values"]).items())))
+
+
+CODEC.register(RiskSettingsChanged, _enc_risk_set, _dec_risk_set)

@@ -10,6 +10,10 @@ from pydantic import Field, model_validator
 
 from tinywindow.core.settings import Section, require_ordered
 
+# Read only when the engine starts: the volatility trackers seed their EWMA estimate once they
+# hold ``min_vol_obs`` returns, so a running change would leave them in a state no start reaches.
+STARTUP_ONLY = frozenset({"min_vol_obs"})
+
 
 class RiskConfig(Section):
     max_position: float = Field(default=0.2, gt=0, le=1.0)  # fraction of equity per symbol

@@ -211,6 +211,16 @@ class VolBook:
             t = self.trackers[symbol] = VolTracker(self.cfg)
         return t
 
+    def reconfigure(self, cfg: RiskConfig) -> None:
+        """Adopt changed settings (a runtime change, live or replayed): every tracker reads
+        them from its next close on; a window keeps its newest ``vol_window`` returns.
+        (``min_vol_obs`` is start-up only: ``tinywindow.risk.config.STARTUP_ONLY``.)"""
+        self.cfg = cfg
+        for t in self.trackers.values():
+            t.cfg = cfg
+            if t.window.maxlen != cfg.vol_window:
+                t.window = deque(t.window, maxlen=cfg.vol_window)
+
     def snapshot(self) -> dict[str, Any]:
         return {s: t.snapshot() for s, t in sorted(self.trackers.items())}
 

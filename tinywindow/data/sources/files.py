@@ -528,7 +528,15 @@ class FileSource(HistoricalSource):
     def table(self) -> pa.Table:
         """The validated history; close-only symbols are named in its ``FILLED_KEY`` metadata
         so ``features.compute`` leaves the features built on filled columns unavailable."""
-        table = super().table()
+        try:
+            table = super().table()
+        except DataError as exc:
+            # A close-only file's open/high/low are copies of its close: name the user's column.
+            copied = {c for cols in self.filled.values() for c in cols if c in RANGE}
+            if exc.column in copied:
+                raise type(exc)(f"{exc.reason} (close: this close-only file's open, high and low are copies of it)",
+                                source=exc.source, row=exc.row, column="close") from None
+            raise
         if self.filled and not filled_columns(table):
             self._table = table = with_filled(table, self.filled)
         return table
