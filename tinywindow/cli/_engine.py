@@ -162,7 +162,6 @@ class Engine:
         import ray
 
         from actors import pipeline
-        from tinywindow.data.base import concat_bars
 
         run = cfg.run
         sources, symbols = self._trade_names(cfg)
@@ -195,8 +194,7 @@ class Engine:
             journal = ray.get(stream.portfolio.verify_journal.remote())
             risk = ray.get(stream.portfolio.risk_events.remote())
             traded = [t for t, _ in curve]
-            bars = concat_bars([window])
-            bench = list(pipeline.buy_and_hold(bars, traded, cfg.portfolio.initial_cash_usd)) if traded else []
+            bench = list(pipeline.buy_and_hold(window, traded, cfg.portfolio.initial_cash_usd)) if traded else []
             summary = self._summary(
                 cfg, mode, status["signals"], orders, status["order_sides"], snapshot, [float(e) for _, e in curve],
                 [float(x) for x in bench], traded, status["versions"], [], status["outcomes"], len(risk), journal["ok"],
