@@ -168,3 +168,32 @@ def test_a_live_feed_bursts_through_the_graph_and_a_bad_bar_is_quarantined(world
     assert status["orders"] > 0
     assert desc["max_backlog"] <= 3, desc["max_backlog"]  # max_inflight + the batch being ingested
     assert status["max_inflight_seen"] <= 2
+
+
+def test_a_stopped_backtest_resumes_with_no_order_lost_or_doubled(world: dict[str, Any]) -> None:
+    cfg = world["cfg"]
+
+    def backtest(name: str, stop_after: int | None = None) -> Any:
+        done = [0]
+
+        def on_bar(bar: int, n: int) -> None:
+            done[0] += 1
+
+        return pipeline.run_trading(
+            cfg, world["data"], world["agents"], SOURCES, TRADE_START, TRADE_END, actor_options=world["opts"],
+            actor_names={"consensus": f"{name}-consensus", "portfolio": f"{name}-portfolio"}, on_bar=on_bar,
+            should_stop=lambda: stop_after is not None and done[0] >= stop_after)
+
+    whole = backtest("bt-whole")
+    expected = _ledger(whole.portfolio)
+    _kill(whole.consensus, whole.portfolio)
+
+    first = backtest("bt-resumed", stop_after=25)
+    assert first.stopped and len(first.times) == 25
+    _kill(first.consensus, first.portfolio)
+    second = backtest("bt-resumed")
+    assert not second.stopped and second.resumed_after == first.times[-1]
+    assert first.times + second.times == whole.times  # every bar once
+    resumed = _ledger(second.portfolio)
+    _kill(second.consensus, second.portfolio)
+    assert resumed == expected
