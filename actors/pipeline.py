@@ -238,7 +238,9 @@ def run_trading(
     every bar: when true the consensus and portfolio are checkpointed and the report covers the
     bars traded so far (``stopped``).  A run whose portfolio journal already holds bars (a
     stopped run of the same names) resumes after its last bar: earlier bars are skipped, the
-    retrain schedule keeps its bar numbers.  ``symbols``: trade only these (None:
+    retrain schedule keeps its bar numbers.  A stop between a retrain's start and its decision
+    drops that retrain (the resumed run does not start it again: the agents' outcome buffers
+    have moved on, so it would not be the same challenger); the next scheduled one runs.  ``symbols``: trade only these (None:
     every symbol of ``sources``).  ``actor_names``: the
     consensus's and portfolio's actor and journal names (``{"consensus": ..., "portfolio":
     ...}``; default ``consensus`` and ``portfolio``).
