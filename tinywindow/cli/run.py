@@ -227,7 +227,8 @@ def describe(s: dict[str, Any]) -> str:
     out = [table(rows, ["strategy", "total return", "CAGR", "Sharpe", "max drawdown", "volatility"])]
     sides = s["order_sides"]
     out.append(f"{s['bars']} bars {s['first']} .. {s['last']} in {s['seconds']:.0f}s; signals {s['signals']}; "
-               f"{s['orders']} orders ({sides.get('buy', 0)} buy, {sides.get('sell', 0)} sell); "
+               f"{s['orders']} orders ({sides.get('buy', 0)} buy, {sides.get('sell', 0)} sell"
+               + (f"; {s['orders_this_run']} by this run" if s.get("resumed_after") else "") + "); "
                f"{s['closed_trades']} closed trades; fees {float(s['fees']):,.2f}; {s['risk_events']} risk events; "
                f"{s['outcomes']} outcomes fed back; journal {'verified' if s['journal_verified'] else 'FAILED'}")
     r = s["retrains"]
@@ -239,6 +240,8 @@ def describe(s: dict[str, Any]) -> str:
         lat = s["latency_ms"]
         out.append(f"bar -> orders latency through the graph: p50 {lat['p50']} ms, p99 {lat['p99']} ms "
                    f"({lat['n']} bars); at most {s['max_inflight_seen']} of {s['max_inflight']} bars in flight")
+    if s.get("state") == "stopped" or s.get("stopped"):
+        out.append(f"stopped after {s['bars']} bars (last {s['last']}): the next run resumes after it")
     if s.get("resumed_after"):
         out.append(f"resumed after {s['resumed_after']} (bars before were traded by the stopped run)")
     if s.get("state") == "failed" or s.get("error"):

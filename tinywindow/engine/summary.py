@@ -2,7 +2,9 @@
 mode): signals by action, orders, fees, the ledger digest, the agents' versions, retrains
 used / promoted / rejected, and the metrics of the book and of equal-weight buy-and-hold.
 
-The ledger digest is SHA-256 over the canonical JSON of every order the account submitted
+``bars``, ``signals`` and ``orders_this_run`` count what this run traded; ``orders``,
+``order_sides``, fees and the book are the account's whole ledger (a resumed run's journal
+included).  The ledger digest is SHA-256 over the canonical JSON of every order the account submitted
 (from its signed journal) and its final cash, positions, realized P&L and fees (exact decimal
 strings): two runs that trade the same ledger have the same digest, whatever their timing.
 """
@@ -66,6 +68,7 @@ def build(
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     promoted = sum(1 for p in promotions if p.get("promote"))
+    sides = [int((o.get("order") or o).get("side", 0)) for o in orders]
     return {
         "run": run,
         "mode": mode,
@@ -73,8 +76,9 @@ def build(
         "first": first,
         "last": last,
         "signals": dict(signals),
-        "orders": len(orders),
-        "order_sides": dict(order_sides),
+        "orders": len(orders),  # the whole ledger (a resumed run's journal included)
+        "order_sides": {"buy": sum(1 for x in sides if x > 0), "sell": sum(1 for x in sides if x < 0)},
+        "orders_this_run": sum(order_sides.values()),
         "fees": str(snapshot["fees"]),
         "final_equity": str(snapshot["equity"]),
         "closed_trades": snapshot["closed_trades"],
