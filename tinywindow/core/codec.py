@@ -11,6 +11,13 @@ code verify and replay unchanged.  A kind whose spelling changed registers a lat
 (``register(..., version=N)``): it writes ``"v": N`` and its decoder receives the version to
 read every older one (``ConsensusDecided`` is at 2; every other kind is still 1).  A payload from a newer codec than this code knows is refused
 (``IntegrityError``): replaying what we cannot read would silently corrupt the state.
+
+``canonical(event)`` is the event as a replay will read it back, ``decode(payload(event))``.
+Live processing applies every event in that form, once per event, so it is on the hot path:
+a kind may register ``is_canonical``, a cheap test that the event already *is* its decoded
+form (every field of the exact type and Decimal spelling the decoder produces); such an
+event is returned as it is, and any other still takes the encode/decode round trip.  A
+property test holds ``canonical(e)`` identical to ``decode(payload(e))`` for those kinds.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ class _Entry(Generic[E]):
     encode: Callable[[E], dict[str, Any]]
     decode: Callable[[Mapping[str, Any], int], E]
     version: int = CODEC_VERSION
+    is_canonical: Callable[[E], bool] | None = None
 
 
 class EventCodec:
@@ -52,16 +60,19 @@ class EventCodec:
         encode: Callable[[E], dict[str, Any]],
         decode: Callable[[Mapping[str, Any], int], E],
         version: int | None = None,
+        is_canonical: Callable[[E], bool] | None = None,
     ) -> None:
         """Add an event type under its ``KIND`` (a kind belongs to one type only), written in
-        ``version`` (default: the codec's) and read from 1 up to it."""
+        ``version`` (default: the codec's) and read from 1 up to it.  ``is_canonical``: true
+        only for an event that ``decode(payload(event))`` would reproduce field for field
+        (see the module docstring)."""
         kind = cls.KIND
         if not kind:
             raise ValueError(f"{cls.__name__} has no KIND")
         old = self._by_kind.get(kind)
         if old is not None and old.cls is not cls:
             raise ValueError(f"event kind {kind!r} is taken by {old.cls.__name__}")
-        entry = _Entry(cls, encode, decode, self.version if version is None else version)
+        entry = _Entry(cls, encode, decode, self.version if version is None else version, is_canonical)
         self._by_kind[kind] = entry
         self._by_cls[cls] = entry
 
@@ -108,7 +119,11 @@ class EventCodec:
     def canonical(self, event: E) -> E:
         """The event as a replay of its journal record will see it (amounts in their
         journaled spelling): live processing applies this, so live and replayed state are
-        the same state, exponent for exponent."""
+        the same state, exponent for exponent.  An event its kind's ``is_canonical`` accepts
+        is that already and is returned as it is."""
+        entry = self._by_cls.get(type(event))
+        if entry is not None and entry.is_canonical is not None and entry.is_canonical(event):
+            return event
         return self.decode_as(type(event), self.payload(event))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 
 import numpy as np
 
@@ -33,10 +34,16 @@ class Commission:
     def from_bps(cls, bps: float, per_share: float = 0.0, minimum: float = 0.0) -> Commission:
         return cls(rate=bps / 10_000.0, per_share=per_share, minimum=minimum)
 
+    @cached_property
+    def _decimals(self) -> tuple[Decimal, Decimal, Decimal]:
+        """rate, per_share and minimum as Decimals (converted once, not per fill)."""
+        return to_decimal(self.rate), to_decimal(self.per_share), to_decimal(self.minimum)
+
     def fee(self, qty: Decimal, price: Decimal) -> Decimal:
         """Exact fee for a fill of ``qty`` (> 0) at ``price``."""
-        raw = abs(qty) * price * to_decimal(self.rate) + abs(qty) * to_decimal(self.per_share)
-        return max(raw, to_decimal(self.minimum)) if qty != 0 else ZERO
+        rate, per_share, minimum = self._decimals
+        raw = abs(qty) * price * rate + abs(qty) * per_share
+        return max(raw, minimum) if qty != 0 else ZERO
 
     def fee_array(self, qty: np.ndarray, price: np.ndarray) -> np.ndarray:
         """The same rule on float64 arrays (zero where ``qty`` is zero)."""
@@ -53,8 +60,16 @@ class Slippage:
 
     bps: float = 0.0
 
+    @cached_property
+    def _factors(self) -> dict[int, Decimal]:
+        """The price factor per side, computed once (the same Decimal operations as below)."""
+        return {side: ONE + side * to_decimal(self.bps) / BPS for side in (1, -1)}
+
     def price(self, side: int, price: Decimal) -> Decimal:
-        return price * (ONE + side * to_decimal(self.bps) / BPS)
+        factor = self._factors.get(side)
+        if factor is None:
+            factor = ONE + side * to_decimal(self.bps) / BPS
+        return price * factor
 
     def price_array(self, side: np.ndarray, price: np.ndarray) -> np.ndarray:
         return price * (1.0 + side * (self.bps / 10_000.0))

@@ -39,7 +39,7 @@ from typing import Any
 
 from tinywindow.core.codec import CODEC
 from tinywindow.core.events import Event
-from tinywindow.core.money import ZERO, dec_str, to_decimal
+from tinywindow.core.money import ZERO, canonical_decimal, dec_str, to_canonical_decimal, to_decimal
 from tinywindow.core.runtime_settings import changed_section, replayed_section
 from tinywindow.durability.eventsourced import CommitHook, EventSourced, applies
 from tinywindow.execution.accounting import Portfolio, order_id
@@ -248,8 +248,10 @@ class TradingEngine(EventSourced):
         return self.commit()
 
     def _one_bar(self, ts: int, rows: Mapping[str, BarRow]) -> None:
+        # closes in their journal spelling from the start: the events built from them need no
+        # rebuilding (``EventCodec.canonical``); the values, and so every result, are the same
         bars = {
-            s: BarPrices(ts, to_decimal(r.open, name="open"), to_decimal(r.close, name="close"))
+            s: BarPrices(ts, to_decimal(r.open, name="open"), to_canonical_decimal(r.close, name="close"))
             for s, r in sorted(rows.items())
         }
         for ev in self.broker.on_market(bars):
@@ -305,7 +307,7 @@ class TradingEngine(EventSourced):
 
     def apply_signals(self, signals: Iterable[SignalRow]) -> list[Event]:
         """Decide on each new (symbol, ts) signal; returns the events (orders among them)."""
-        todo: list[tuple[str, int, str, Decimal, float, str]] = []
+        todo: list[tuple[str, int, str, Decimal, float, str | SignalRow]] = []
         equity: float | None = None  # no fill lands before _send: computed once, when first needed
         for sig in sorted(signals, key=lambda s: (s.ts, s.symbol)):
             if sig.ts <= self.last_decision_ts.get(sig.symbol, NEVER):
@@ -316,30 +318,38 @@ class TradingEngine(EventSourced):
             self.record(DecisionMade(sig.symbol, sig.ts, int(sig.action), float(sig.confidence), ref))
             if not sig.decided and self.port_cfg.no_decision == "keep":
                 continue
-            action, why = self._target_action(sig)
+            action = self._target_action(sig)
             if action != 0 and equity is None:
                 equity = float(self.portfolio.equity())
             target = self._target_from_signal(sig, action, ref, equity)
             if target is not None:
                 intent = f"signal:{int(sig.action)}" if sig.decided else "no-decision:flat"
-                todo.append((sig.symbol, sig.ts, intent, target, sig.confidence, why))
+                todo.append((sig.symbol, sig.ts, intent, target, sig.confidence, sig))
         self._send(todo)
         return self.commit()
 
-    def _target_action(self, sig: SignalRow) -> tuple[int, str]:
-        """The exposure to target for a signal, and the order reason that says why."""
+    def _target_action(self, sig: SignalRow) -> int:
+        """The exposure to target for a signal (a short clipped to flat is recorded)."""
         if not sig.decided:
-            return 0, f"no decision -> flat (portfolio.no_decision) conf {sig.confidence:.3f}"
-        why = f"signal {int(sig.action):+d} conf {sig.confidence:.3f}"
+            return 0
         if sig.action < 0 and not self.risk_cfg.allow_short:
             self.record(RiskDenied(sig.ts, sig.symbol, "", Reason.NO_SHORT.value, "clipped",
                                    detail="short target clipped to flat (risk.allow_short is false)"))
-            return 0, why + " (short clipped to flat)"
-        return int(sig.action), why
+            return 0
+        return int(sig.action)
+
+    def _why(self, sig: SignalRow) -> str:
+        """The order reason that says why a signal traded (built only for orders sent)."""
+        if not sig.decided:
+            return f"no decision -> flat (portfolio.no_decision) conf {sig.confidence:.3f}"
+        why = f"signal {int(sig.action):+d} conf {sig.confidence:.3f}"
+        if sig.action < 0 and not self.risk_cfg.allow_short:
+            return why + " (short clipped to flat)"
+        return why
 
     def rebalance(self, targets: Mapping[str, Decimal | float | int], ts: int, reason: str = "target") -> list[Event]:
         """Move each symbol to an explicit target quantity (a strategy that sizes itself)."""
-        orders = []
+        orders: list[tuple[str, int, str, Decimal, float, str | SignalRow]] = []
         for symbol in sorted(targets):
             if ts <= self.last_decision_ts.get(symbol, NEVER):
                 continue
@@ -368,8 +378,9 @@ class TradingEngine(EventSourced):
         qty = target_quantity(w, equity, float(ref), float(self.lot))
         return to_decimal(qty)
 
-    def _send(self, wanted: Sequence[tuple[str, int, str, Decimal, float, str]]) -> None:
-        """Risk-check and record orders; exposure-reducing ones first so they free room."""
+    def _send(self, wanted: Sequence[tuple[str, int, str, Decimal, float, str | SignalRow]]) -> None:
+        """Risk-check and record orders; exposure-reducing ones first so they free room.  Each
+        wants an order reason, or the signal to spell one for (``_why``)."""
         if not wanted:
             return
         held = set(self.portfolio.positions) | self.orders.symbols()
@@ -392,7 +403,10 @@ class TradingEngine(EventSourced):
             if allowed == 0 or ref is None:
                 continue
             side = 1 if allowed > 0 else -1
-            order = Order(oid, symbol, ts, side, abs(allowed), ref, collar_limit(side, ref, self.limits.collar), why)
+            # amounts in their journal spelling (``ref`` is a mark, so it is already)
+            order = Order(oid, symbol, ts, side, canonical_decimal(abs(allowed)), ref,
+                          canonical_decimal(collar_limit(side, ref, self.limits.collar)),
+                          why if isinstance(why, str) else self._why(why))
             self.record(OrderSubmitted(order))
             book.count(symbol, allowed, ref)
 

@@ -18,6 +18,11 @@ event               journal kind  what happened
 ``tinywindow.risk.events.RiskDenied`` (kind ``risk``).  Amounts are exact
 ``Decimal``; the payloads spell them with ``dec_str``, exactly as journals before the typed
 events did, so those journals replay unchanged.
+
+The per-bar kinds (decisions, orders, fills, expiries, outcomes, bars) register an
+``is_canonical`` test with the codec: an event whose fields already have the exact types and
+Decimal spelling its decoder produces is applied as it is, without the encode/decode round
+trip (``EventCodec.canonical``); the engine and the paper broker build theirs that way.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from typing import Any, ClassVar
 
 from tinywindow.core.codec import CODEC
 from tinywindow.core.events import Event
-from tinywindow.core.money import dec_str
+from tinywindow.core.money import dec_str, is_canonical
 from tinywindow.execution.orders import Expiry, Fill, Order
 from tinywindow.risk.checks import TradingState
 
@@ -238,12 +243,70 @@ def _dec_state(p: Mapping[str, Any], version: int) -> StateChanged:
                         _dec_or_none(p.get("peak")))
 
 
-CODEC.register(DecisionMade, _enc_decision, _dec_decision)
-CODEC.register(OrderSubmitted, _enc_order, _dec_order)
-CODEC.register(OrderFilled, _enc_fill, _dec_fill)
-CODEC.register(OrderExpired, _enc_expire, _dec_expire)
-CODEC.register(OutcomeRealized, _enc_outcome, _dec_outcome)
-CODEC.register(BarMarked, _enc_bar, _dec_bar)
+# ``is_canonical`` tests: true only where the decoder, given the payload, would rebuild the
+# event field for field (``str``/``int``/``float`` of an exact str/int/float is that object;
+# a Decimal reads back as ``canonical_decimal`` of itself; a bar's closes come back sorted by
+# symbol, one per symbol).  Anything else takes the codec's round trip.
+
+
+def _dec_ok(v: Any) -> bool:
+    return type(v) is Decimal and is_canonical(v)
+
+
+def _opt_dec_ok(v: Any) -> bool:
+    return v is None or (type(v) is Decimal and is_canonical(v))
+
+
+def _decision_ok(e: DecisionMade) -> bool:
+    return (type(e.symbol) is str and type(e.ts) is int and type(e.action) is int
+            and type(e.confidence) is float and _opt_dec_ok(e.ref))
+
+
+def _order_ok(e: OrderSubmitted) -> bool:
+    o = e.order
+    return (type(o) is Order and type(o.order_id) is str and type(o.symbol) is str and type(o.ts) is int
+            and type(o.side) is int and type(o.reason) is str and _dec_ok(o.qty) and _dec_ok(o.ref_price)
+            and _opt_dec_ok(o.limit_price))
+
+
+def _fill_ok(e: OrderFilled) -> bool:
+    f = e.fill
+    return (type(f) is Fill and type(f.order_id) is str and type(f.symbol) is str and type(f.ts) is int
+            and type(f.side) is int and type(f.reason) is str and _dec_ok(f.qty) and _dec_ok(f.price)
+            and _dec_ok(f.fee))
+
+
+def _expire_ok(e: OrderExpired) -> bool:
+    x = e.expiry
+    return (type(x) is Expiry and type(x.order_id) is str and type(x.symbol) is str and type(x.ts) is int
+            and type(x.reason) is str)
+
+
+def _outcome_ok(e: OutcomeRealized) -> bool:
+    return (type(e.seq) is int and type(e.symbol) is str and type(e.ts) is int and type(e.action) is int
+            and type(e.realized_return) is float)
+
+
+def _bar_ok(e: BarMarked) -> bool:
+    if type(e.ts) is not int or type(e.closes) is not tuple:
+        return False
+    prev: str | None = None
+    for pair in e.closes:
+        if type(pair) is not tuple or len(pair) != 2:
+            return False
+        s, c = pair
+        if type(s) is not str or (prev is not None and s <= prev) or type(c) is not Decimal or not is_canonical(c):
+            return False
+        prev = s
+    return True
+
+
+CODEC.register(DecisionMade, _enc_decision, _dec_decision, is_canonical=_decision_ok)
+CODEC.register(OrderSubmitted, _enc_order, _dec_order, is_canonical=_order_ok)
+CODEC.register(OrderFilled, _enc_fill, _dec_fill, is_canonical=_fill_ok)
+CODEC.register(OrderExpired, _enc_expire, _dec_expire, is_canonical=_expire_ok)
+CODEC.register(OutcomeRealized, _enc_outcome, _dec_outcome, is_canonical=_outcome_ok)
+CODEC.register(BarMarked, _enc_bar, _dec_bar, is_canonical=_bar_ok)
 CODEC.register(VolatilityFitted, _enc_vol_fit, _dec_vol_fit)
 CODEC.register(StateChanged, _enc_state, _dec_state)
 

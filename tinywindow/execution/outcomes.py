@@ -24,7 +24,7 @@ class OutcomeBook:
     """Pending decisions per symbol and the realized outcomes (see the module docstring)."""
 
     def __init__(self, kept: int) -> None:
-        self.pending: dict[str, tuple[int, int, str]] = {}  # symbol -> (ts, action, ref close)
+        self.pending: dict[str, tuple[int, int, Decimal]] = {}  # symbol -> (ts, action, ref close)
         self.realized: deque[OutcomeRealized] = deque(maxlen=kept)
         self.seq = 0  # the next outcome's number
 
@@ -33,12 +33,12 @@ class OutcomeBook:
         pend = self.pending.get(symbol)
         if pend is None or pend[0] >= ts:
             return None
-        ret = float(close / Decimal(pend[2]) - 1)
+        ret = float(close / pend[2] - 1)
         return OutcomeRealized(self.seq, symbol, pend[0], pend[1], ret)
 
     def on_decision(self, e: DecisionMade) -> None:
         if e.ref is not None:
-            self.pending[e.symbol] = (e.ts, e.action, dec_str(e.ref))
+            self.pending[e.symbol] = (e.ts, e.action, e.ref)
 
     def on_outcome(self, e: OutcomeRealized) -> None:
         self.seq = e.seq + 1
@@ -60,13 +60,13 @@ class OutcomeBook:
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "pending_outcome": {s: list(v) for s, v in sorted(self.pending.items())},
+            "pending_outcome": {s: [ts, a, dec_str(ref)] for s, (ts, a, ref) in sorted(self.pending.items())},
             "outcomes": [CODEC.payload(o) for o in self.realized],
             "outcome_seq": self.seq,
         }
 
     def restore(self, d: Mapping[str, Any]) -> None:
-        self.pending = {s: (int(v[0]), int(v[1]), str(v[2])) for s, v in d["pending_outcome"].items()}
+        self.pending = {s: (int(v[0]), int(v[1]), Decimal(v[2])) for s, v in d["pending_outcome"].items()}
         self.realized.clear()
         self.realized.extend(CODEC.decode_as(OutcomeRealized, o) for o in d["outcomes"])
         self.seq = int(d["outcome_seq"])

@@ -201,42 +201,44 @@ def check_order(
     p0 = book.prices.get(p.symbol, ref)
     reducing_room = abs(q0) if q0 * side < 0 else ZERO  # size that only reduces
     e = book.equity
-    # Largest size t >= 0 in direction `side` each rule allows (see module docstring).
-    caps: list[tuple[Reason, Decimal, str]] = [
-        (Reason.ORDER_NOTIONAL, limits.max_order_notional / ref, f"notional cap {limits.max_order_notional}")
+    # Largest size t >= 0 in direction `side` each rule allows (see module docstring); each
+    # with the detail text of its event as a format and its arguments (spelled only if it binds)
+    caps: list[tuple[Reason, Decimal, str, tuple[object, ...]]] = [
+        (Reason.ORDER_NOTIONAL, limits.max_order_notional / ref, "notional cap {}", (limits.max_order_notional,))
     ]
     pos_bound = max(limits.max_position * e, abs(q0) * ref)
-    caps.append((Reason.MAX_POSITION, (pos_bound - side * q0 * ref) / ref, f"max position {limits.max_position}"))
+    caps.append((Reason.MAX_POSITION, (pos_bound - side * q0 * ref) / ref, "max position {}", (limits.max_position,)))
     weight_bound = max(limits.max_weight * e, abs(q0) * ref)
-    caps.append((Reason.MAX_WEIGHT, (weight_bound - side * q0 * ref) / ref, f"max weight {limits.max_weight}"))
+    caps.append((Reason.MAX_WEIGHT, (weight_bound - side * q0 * ref) / ref, "max weight {}", (limits.max_weight,)))
     gross_rest = book.gross - abs(q0) * p0
     gross_bound = max(limits.max_gross * e, gross_rest + abs(q0) * ref)
-    caps.append((Reason.MAX_GROSS, (gross_bound - gross_rest - side * q0 * ref) / ref, f"max gross {limits.max_gross}"))
+    caps.append((Reason.MAX_GROSS, (gross_bound - gross_rest - side * q0 * ref) / ref, "max gross {}",
+                 (limits.max_gross,)))
     net_now = book.net - q0 * p0 + q0 * ref
     net_bound = max(limits.max_net * e, abs(net_now))
-    caps.append((Reason.MAX_NET, (net_bound - side * net_now) / ref, f"max net {limits.max_net}"))
+    caps.append((Reason.MAX_NET, (net_bound - side * net_now) / ref, "max net {}", (limits.max_net,)))
     if state == TradingState.REDUCING:
-        caps.append((Reason.REDUCE_ONLY, reducing_room, "state REDUCING: only reducing orders"))
+        caps.append((Reason.REDUCE_ONLY, reducing_room, "state REDUCING: only reducing orders", ()))
     if side < 0 and not limits.allow_short:
-        caps.append((Reason.NO_SHORT, max(q0, ZERO), "short positions not allowed (risk.allow_short)"))
+        caps.append((Reason.NO_SHORT, max(q0, ZERO), "short positions not allowed (risk.allow_short)", ()))
     if p.confidence < limits.confidence_floor:
         caps.append(
-            (Reason.CONFIDENCE_FLOOR, reducing_room, f"confidence {p.confidence:.3f} < {limits.confidence_floor}")
+            (Reason.CONFIDENCE_FLOOR, reducing_room, "confidence {:.3f} < {}", (p.confidence, limits.confidence_floor))
         )
 
     allowed = want
-    binding: tuple[Reason, str] | None = None
-    for reason, cap, detail in caps:
+    binding: tuple[Reason, str, tuple[object, ...]] | None = None
+    for reason, cap, fmt, args in caps:
         if cap < allowed:
-            allowed, binding = max(cap, ZERO), (reason, detail)
+            allowed, binding = max(cap, ZERO), (reason, fmt, args)
     rounded = _lots(allowed, lot)
     if binding is None and rounded < want:
-        binding = (Reason.LOT_SIZE, f"lot {lot}")
+        binding = (Reason.LOT_SIZE, "lot {}", (lot,))
     signed = rounded * side
     if binding is None:
         return signed, []
     action = "denied" if rounded == 0 else "clipped"
-    return signed, [event(binding[0], action, signed, binding[1])]
+    return signed, [event(binding[0], action, signed, binding[1].format(*binding[2]))]
 
 
 def next_state(

@@ -42,4 +42,9 @@ def _decode(p: Mapping[str, Any], version: int) -> RiskDenied:
     return RiskDenied(**{k: p[k] for k in _FIELDS})
 
 
-CODEC.register(RiskDenied, _encode, _decode)
+def _is_canonical(e: RiskDenied) -> bool:
+    """Always: the decoder rebuilds a denial from its payload's own objects, untouched."""
+    return True
+
+
+CODEC.register(RiskDenied, _encode, _decode, is_canonical=_is_canonical)

@@ -3,7 +3,8 @@
 Every open order fills at the open of the next bar of its symbol (a bar stamped after the
 order), moved against the trader by the slippage model, paying the commission; an order
 whose fill price falls outside its collar (its limit price) expires unfilled instead, so a
-gap never fills at a price risk did not approve.
+gap never fills at a price risk did not approve.  Fill prices and fees are in their journal
+spelling (``canonical_decimal``), so the engine books them as they are.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 
+from tinywindow.core.money import canonical_decimal
 from tinywindow.execution.brokers.base import Broker
 from tinywindow.execution.config import PortfolioConfig
 from tinywindow.execution.costs import Commission, Slippage
@@ -54,7 +56,7 @@ class PaperBroker(Broker):
             bar = bars.get(order.symbol)
             if bar is None or bar.ts <= order.ts:
                 continue
-            price = self.fill_price(order, bar.open)
+            price = canonical_decimal(self.fill_price(order, bar.open))
             del self._open[order.order_id]
             if order.limit_price is not None and (
                 (order.side > 0 and price > order.limit_price)
@@ -62,7 +64,7 @@ class PaperBroker(Broker):
             ):
                 out.append(Expiry(order.order_id, order.symbol, bar.ts, "PRICE_COLLAR"))
                 continue
-            fee = self.commission.fee(order.qty, price)
+            fee = canonical_decimal(self.commission.fee(order.qty, price))
             out.append(Fill(order.order_id, order.symbol, bar.ts, order.side, order.qty, price, fee))
         return out
 
