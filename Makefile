@@ -10,7 +10,7 @@ export PYTHONHASHSEED ?= 0
 .PHONY: demo test lint typecheck unit pytest bench proto cluster-config clean help
 
 help:
-	@echo "make demo   - ingest bundled real data through DataSourceActors and print a summary"
+	@echo "make demo   - run the bundled universe (tinywindow/configs/demo.yaml): backtest, paper replay, same-ledger check"
 	@echo "make test   - ruff + mypy + pytest (unit, ray, cluster)"
 	@echo "make bench  - run the benchmarks in bench/"
 
