@@ -34,8 +34,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from actors.settings import SettingsStage
+from actors.settings import SettingsParticipant, SettingsStage
 from tinywindow.config import Config, build
+from tinywindow.consensus.events import ConsensusSettingsChanged
 from tinywindow.consensus.state import ConsensusBook
 from tinywindow.contracts import VOTES, validate
 from tinywindow.core.log import get_logger
@@ -45,9 +46,11 @@ from tinywindow.durability.recovery import open_durable
 from tinywindow.errors import DataError
 
 
-class ConsensusActor:
+class ConsensusActor(SettingsParticipant):
     """One consensus, durable (see the module docstring).  Receives the root config at this
     boundary and hands the book its own section."""
+
+    SETTINGS_EVENT = ConsensusSettingsChanged  # what ``settings_changes`` reads from the journal
 
     def __init__(
         self,
@@ -131,30 +134,6 @@ class ConsensusActor:
 
     def checkpoint(self) -> int:
         return self.durable.checkpoint()
-
-    # ------------------------------------------------------------------ runtime settings (two-phase)
-    def settings(self) -> dict[str, Any]:
-        """The consensus section in effect, and what changed it at runtime (``actors.settings``)."""
-        return self._settings.current()
-
-    def prepare_settings(self, values: dict[str, Any], change_id: str | None = None) -> str:
-        """Validate a change of the consensus section (fields -> values) and stage it; returns its id."""
-        return self._settings.prepare(values, change_id)
-
-    def commit_settings(self, token: str, values: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Apply and journal a prepared change: the next decision and learning step use it."""
-        return self._settings.commit(token, values)
-
-    def abort_settings(self, token: str) -> bool:
-        return self._settings.abort(token)
-
-    def settings_changes(self) -> list[dict[str, Any]]:
-        """Every runtime consensus settings change in the journal, oldest first."""
-        from tinywindow.consensus.events import ConsensusSettingsChanged
-        from tinywindow.core.codec import CODEC
-
-        return [CODEC.payload(CODEC.decode_as(ConsensusSettingsChanged, rec.payload))
-                for rec in self.durable.journal.records() if rec.kind == ConsensusSettingsChanged.KIND]
 
     def recovery(self) -> dict[str, int]:
         r = self._recovery

@@ -28,7 +28,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from actors.settings import SettingsStage
+from actors.settings import SettingsParticipant, SettingsStage
 from tinywindow.config import Config, build
 from tinywindow.core.codec import CODEC
 from tinywindow.core.log import get_logger
@@ -37,6 +37,7 @@ from tinywindow.crypto.keystore import KeyStore
 from tinywindow.durability.recovery import Recovery, open_durable
 from tinywindow.execution.brokers import Broker
 from tinywindow.execution.engine import TradingEngine
+from tinywindow.execution.events import RiskSettingsChanged
 from tinywindow.execution.tables import (
     bar_rows,
     fills_table,
@@ -46,9 +47,11 @@ from tinywindow.execution.tables import (
 )
 
 
-class PortfolioActor:
+class PortfolioActor(SettingsParticipant):
     """One account's trading state, durable (see the module docstring).  Receives the root
     config at this boundary and hands each part its own section."""
+
+    SETTINGS_EVENT = RiskSettingsChanged  # what ``settings_changes`` reads from the journal
 
     def __init__(
         self,
@@ -130,29 +133,6 @@ class PortfolioActor:
 
     def checkpoint(self) -> int:
         return self.durable.checkpoint()
-
-    # ------------------------------------------------------------------ runtime settings (two-phase)
-    def settings(self) -> dict[str, Any]:
-        """The risk section in effect, and what changed it at runtime (``actors.settings``)."""
-        return self._settings.current()
-
-    def prepare_settings(self, values: dict[str, Any], change_id: str | None = None) -> str:
-        """Validate a change of the risk section (fields -> values) and stage it; returns its id."""
-        return self._settings.prepare(values, change_id)
-
-    def commit_settings(self, token: str, values: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Apply and journal a prepared change: orders of the next call are checked by it."""
-        return self._settings.commit(token, values)
-
-    def abort_settings(self, token: str) -> bool:
-        return self._settings.abort(token)
-
-    def settings_changes(self) -> list[dict[str, Any]]:
-        """Every runtime risk settings change in the journal, oldest first."""
-        from tinywindow.execution.events import RiskSettingsChanged
-
-        return [CODEC.payload(CODEC.decode_as(RiskSettingsChanged, rec.payload))
-                for rec in self.durable.journal.records() if rec.kind == RiskSettingsChanged.KIND]
 
     # ------------------------------------------------------------------ views
     def snapshot(self) -> dict[str, Any]:

@@ -92,3 +92,36 @@ class SettingsStage:
             self._staged = None
             return True
         return False
+
+
+class SettingsParticipant:
+    """The two-phase methods of an actor whose ``_settings`` is a ``SettingsStage`` and whose
+    journal (``durable.journal``) records ``SETTINGS_EVENT`` (the ConsensusActor and the
+    PortfolioActor mix this in)."""
+
+    _settings: SettingsStage
+    durable: Any
+    SETTINGS_EVENT: type[Event]
+
+    def settings(self) -> dict[str, Any]:
+        """The section in effect, and what changed it at runtime."""
+        return self._settings.current()
+
+    def prepare_settings(self, values: dict[str, Any], change_id: str | None = None) -> str:
+        """Validate a change of the section (fields -> values) and stage it; returns its id."""
+        return self._settings.prepare(values, change_id)
+
+    def commit_settings(self, token: str, values: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Apply and journal a prepared change: the actor's next call uses it."""
+        return self._settings.commit(token, values)
+
+    def abort_settings(self, token: str) -> bool:
+        return self._settings.abort(token)
+
+    def settings_changes(self) -> list[dict[str, Any]]:
+        """Every runtime settings change in the journal, oldest first."""
+        from tinywindow.core.codec import CODEC
+
+        kind = self.SETTINGS_EVENT.KIND
+        return [CODEC.payload(CODEC.decode_as(self.SETTINGS_EVENT, rec.payload))
+                for rec in self.durable.journal.records() if rec.kind == kind]

@@ -141,6 +141,7 @@ def _probe_http(cfg: Config, data: Any) -> str:
 def _trading_table(cfg: Config, r: Any) -> str:
     from tinywindow.backtest.metrics import summarize
     from tinywindow.cli._tables import table
+    from tinywindow.cli.run import learning_lines
 
     start = cfg.portfolio.initial_cash_usd
     ours = summarize([start, *r.equity])
@@ -156,20 +157,5 @@ def _trading_table(cfg: Config, r: Any) -> str:
                f"({sides.get('buy', 0)} buy, {sides.get('sell', 0)} sell); "
                f"{snap['closed_trades']} closed trades; fees {float(snap['fees']):,.2f}; final state {snap['state']}; "
                f"{len(r.risk_events)} risk events; {r.outcomes} outcomes fed back")
-    out.append("consensus weights (learned from outcomes): "
-               + ", ".join(f"{a} {w:.2f}" for a, w in sorted(r.weights.items())))
-    promos = getattr(r, "promotions", [])
-    if promos:
-        kept = sum(1 for p in promos if p["promote"])
-        out.append(f"retrains: {len(promos)} decided at fixed bars, {kept} promoted, {len(promos) - kept} rejected; "
-                   f"{sum(p['outcomes_matched'] for p in promos)} realized outcomes matched into their training data (summed)")
-        for p in promos:
-            champ = "n/a" if p["champion"] is None else f"{p['champion']:.2f}"
-            out.append(f"  bar {p['bar']} ({p['day']}) {p['agent']} {p['version']} <- {p['parent']}: "
-                       f"{'promoted' if p['promote'] else 'rejected'}, {p['metric']} {p['challenger']:.2f} vs champion "
-                       f"{champ}, {p['outcomes_matched']} outcomes ({p['outcomes_used_as']}), {p['seconds']}s")
-    for a, st in sorted(r.retrains.items()):
-        exp = st.get("experience", {})
-        out.append(f"  {a}: serving {st['version']}, {exp.get('outcomes', exp.get('size', '?'))} outcomes buffered"
-                   + (f", last error {st['last_error']}" if st.get("last_error") else ""))
+    out.append(learning_lines(r))
     return "\n".join(out)

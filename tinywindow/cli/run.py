@@ -231,9 +231,6 @@ def describe(s: dict[str, Any]) -> str:
                + (f"; {s['orders_this_run']} by this run" if s.get("resumed_after") else "") + "); "
                f"{s['closed_trades']} closed trades; fees {float(s['fees']):,.2f}; {s['risk_events']} risk events; "
                f"{s['outcomes']} outcomes fed back; journal {'verified' if s['journal_verified'] else 'FAILED'}")
-    r = s["retrains"]
-    if r["used"]:
-        out.append(f"retrains: {r['used']} decided, {r['promoted']} promoted, {r['rejected']} rejected")
     out.append("agents: " + "; ".join(f"{a} serving {v['serving']} (voted {'/'.join(v['voted'])})"
                                       for a, v in s["agents"].items()))
     if "latency_ms" in s:
@@ -251,9 +248,15 @@ def describe(s: dict[str, Any]) -> str:
 
 
 def learning_lines(r: Any) -> str:
-    """The consensus weights, every gate decision and each agent's buffer of a backtest."""
+    """The consensus weights, every gate decision and each agent's buffer of a backtest
+    (``pipeline.TradingReport``)."""
     out = ["consensus weights (learned from outcomes): " + ", ".join(f"{a} {w:.2f}" for a, w in sorted(r.weights.items()))]
-    for p in r.promotions:
+    promos = getattr(r, "promotions", [])
+    if promos:
+        kept = sum(1 for p in promos if p["promote"])
+        out.append(f"retrains: {len(promos)} decided at fixed bars, {kept} promoted, {len(promos) - kept} rejected; "
+                   f"{sum(p['outcomes_matched'] for p in promos)} realized outcomes matched into their training data (summed)")
+    for p in promos:
         champ = "n/a" if p["champion"] is None else f"{p['champion']:.2f}"
         out.append(f"  bar {p['bar']} ({p['day']}) {p['agent']} {p['version']} <- {p['parent']}: "
                    f"{'promoted' if p['promote'] else 'rejected'}, {p['metric']} {p['challenger']:.2f} vs champion "
