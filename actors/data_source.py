@@ -71,6 +71,7 @@ class DataSourceActor:
         self._stream_error: str | None = None
         self._bars_added = asyncio.Condition()
         self._publishing: dict[str, Any] | None = None
+        self._publish_stop: asyncio.Event | None = None
         self.max_backlog = 0  # most bar times the stream ran ahead of the graph
         self.restored: dict[str, Any] = self._restore()
 
@@ -261,26 +262,44 @@ class DataSourceActor:
         last = after
         prev: int | None = None
         published = 0
-        self._publishing = {"last": last, "max_ahead": max_ahead, "lo": lo, "hi": hi}
+        syms_filter = list(symbols) if symbols else None
+        self._publish_stop = asyncio.Event()
+        self._publishing = {"last": last, "max_ahead": max_ahead, "lo": lo, "hi": hi, "symbols": syms_filter}
+
+        def result(stopped: bool) -> dict[str, Any]:
+            return {"source": self.name, "published": published, "last_ts": last, "stopped": stopped}
+
         try:
-            while True:
+            while not self._publish_stop.is_set():
+                streaming = follow and self._stream_task is not None and not self._stream_task.done()
                 lower = lo if last is None else max(lo if lo is not None else last + 1, last + 1)
-                table = self.bars.range(lower, hi, symbols)
-                if table.num_rows == 0:
-                    if follow and self._stream_task is not None and not self._stream_task.done():
+                table = self.bars.range(lower, hi, syms_filter)
+                times = sorted(set(table.column("ts").cast(pa.int64()).to_pylist())) if table.num_rows else []
+                if streaming and times:
+                    # a feed may split one bar time over two batches: the newest time is
+                    # complete only once a later one (or the end of the stream) arrives
+                    newest = max(self.bars.last_ts().values())
+                    times = [t for t in times if t < newest]
+                if not times:
+                    if streaming:
                         async with self._bars_added:
                             with contextlib.suppress(asyncio.TimeoutError):
                                 await asyncio.wait_for(self._bars_added.wait(), timeout=1.0)
                         continue
+                    if follow and self._stream_state == "failed":
+                        raise DataError(f"the feed failed: {self._stream_error}", source=self.name)
                     break
-                ts = table.column("ts").cast(pa.int64()).to_numpy()
-                for t in sorted(set(ts.tolist())):
+                for t in times:
                     if speed > 0 and prev is not None:
-                        await asyncio.sleep((t - prev) / 1e9 / speed)
+                        with contextlib.suppress(asyncio.TimeoutError):
+                            await asyncio.wait_for(self._publish_stop.wait(), timeout=(t - prev) / 1e9 / speed)
+                    if self._publish_stop.is_set():
+                        return result(True)
                     prev = t
                     bars_t = select(table, None, t, t + 1)
                     syms = sorted({str(x) for x in bars_t.column("symbol").to_pylist()})
-                    feats_t = await asyncio.to_thread(self._features_upto, t, syms, window)
+                    upto = self.bars.range(None, t + 1, syms)  # read here, on the loop the pump appends on
+                    feats_t = await asyncio.to_thread(_tail_features, upto, window)
                     accepted = await graph.on_bar.remote(self.name, int(t), bars_t, feats_t)
                     last = int(t)
                     published += 1
@@ -288,20 +307,25 @@ class DataSourceActor:
                     async with self._bars_added:
                         self._bars_added.notify_all()  # the pump may be waiting for room
                     if not accepted:  # the graph stopped
-                        return {"source": self.name, "published": published, "last_ts": last, "stopped": True}
+                        return result(True)
                 if not follow:
                     break
+            if self._publish_stop.is_set():
+                return result(True)
         finally:
             self._publishing = None
             async with self._bars_added:
                 self._bars_added.notify_all()
         await graph.finish.remote(self.name)
-        return {"source": self.name, "published": published, "last_ts": last, "stopped": False}
+        return result(False)
 
-    def _features_upto(self, t: int, symbols: Sequence[str], window: int) -> pa.Table:
-        bars = self.bars.range(None, t + 1, symbols)
-        f = feats.compute(bars)
-        return f.take(pa.array(tail_indices(symbol_codes(f), window))) if f.num_rows else f
+    async def stop_publishing(self) -> bool:
+        """End a ``publish`` now (it returns ``stopped``), even one waiting for the feed's
+        next bar or pacing a replay; the stream pump stops with it."""
+        if self._publish_stop is not None:
+            self._publish_stop.set()
+        await self.stop_stream()
+        return True
 
     async def _wait_for_room(self) -> None:
         """While a graph is fed from this stream, hold the pump while more than ``max_ahead``
@@ -311,7 +335,7 @@ class DataSourceActor:
             while self._publishing is not None:
                 last, lo, hi = self._publishing["last"], self._publishing["lo"], self._publishing["hi"]
                 floor = lo if last is None else last + 1 if lo is None else max(lo, last + 1)
-                newer = self.bars.range(floor, hi)  # bars waiting to be published
+                newer = self.bars.range(floor, hi, self._publishing["symbols"])  # bars waiting to be published
                 backlog = len(set(newer.column("ts").cast(pa.int64()).to_pylist())) if newer.num_rows else 0
                 self.max_backlog = max(self.max_backlog, backlog)
                 if backlog <= self._publishing["max_ahead"]:
@@ -367,6 +391,13 @@ class DataSourceActor:
         for sub, _method in self._subscribers.values():
             if not _is_ray_handle(sub):
                 sub({**notice, "bars": batch})
+
+
+def _tail_features(bars: pa.Table, window: int) -> pa.Table:
+    """FEATURES of ``bars`` (a source's history up to a bar), the last ``window`` rows of each
+    symbol."""
+    f = feats.compute(bars)
+    return f.take(pa.array(tail_indices(symbol_codes(f), window))) if f.num_rows else f
 
 
 def _node_id() -> str | None:

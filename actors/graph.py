@@ -94,6 +94,8 @@ class GraphActor:
         self.versions: dict[str, set[str]] = {a: set() for a in self.agents}
         self.started = time.time()
         self._draining = asyncio.Lock()
+        self._stopped = asyncio.Event()  # set when a stop has drained and checkpointed
+        self.prev_ts: int | None = None  # the bar before the next one (the portfolio checks it)
         self._settings_lock = asyncio.Lock()  # one runtime settings change at a time
 
     # ------------------------------------------------------------------ flow
@@ -134,7 +136,8 @@ class GraphActor:
         bars_ref, feats_ref = ray.put(bars), ray.put(feats)
         votes = [self.agents[a].predict.remote(feats_ref, True) for a in self.agents]
         signals = self.consensus.on_agent_votes.remote(r.ts, *votes)
-        orders, outcomes, equity = self.portfolio.step.options(num_returns=3).remote(signals, bars_ref)
+        orders, outcomes, equity = self.portfolio.step.options(num_returns=3).remote(signals, bars_ref, self.prev_ts)
+        self.prev_ts = r.ts
         learned = self.consensus.learn.remote(outcomes)
         feedback = [self.agents[a].feedback_own.remote(learned) for a in self.agents]
         self.inflight.append(_InFlight(r.ts, time.perf_counter(), {
@@ -196,8 +199,15 @@ class GraphActor:
         await asyncio.gather(self.consensus.checkpoint.remote(), self.portfolio.checkpoint.remote())
 
     # ------------------------------------------------------------------ operator
+    async def expect_after(self, ts: int | None) -> None:
+        """The last bar the portfolio has processed (a resumed run): each ``step`` names the
+        bar before it, and the portfolio refuses one whose predecessor it has not processed,
+        so a bar that failed is never skipped over (the next run resumes at it)."""
+        self.prev_ts = ts
+
     async def stop(self) -> str:
-        """Take no new bars; finish the bars in flight; checkpoint.  Idempotent."""
+        """Take no new bars; finish the bars in flight; checkpoint.  Idempotent: a second
+        call waits for the first one's drain and returns the same final state."""
         if self.state == "running":
             self.state = "stopping"
             try:
@@ -206,6 +216,10 @@ class GraphActor:
                 self.state = "stopped"
             except Exception as exc:
                 self._fail(exc)
+            finally:
+                self._stopped.set()
+        elif self.state == "stopping":
+            await self._stopped.wait()
         return self.state
 
     async def status(self) -> dict[str, Any]:

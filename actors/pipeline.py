@@ -203,6 +203,7 @@ class TradingReport:
     portfolio: Any = None
     stopped: bool = False  # should_stop() ended it early
     resumed_after: int | None = None  # the last bar a previous run had traded
+    start_equity: float | None = None  # the account's equity before this run's first bar
 
 
 def _group_by_ts(table: pa.Table) -> dict[int, pa.Table]:
@@ -281,6 +282,7 @@ def run_trading(
     schedule = RetrainSchedule(cfg.agents)
     decide_at: int | None = None
     after = ray.get(portfolio.last_bar_ts.remote())  # a resumed run: bars up to this are done
+    start_equity = float(ray.get(portfolio.snapshot.remote())["equity"])
     traded: list[int] = []
     stopped = False
 
@@ -361,7 +363,7 @@ def run_trading(
         ray.get([agents.actors[a].finish_retrain.remote() for a in names])
     snapshot = ray.get(portfolio.snapshot.remote())
     retrains = {a: ray.get(agents.actors[a].status.remote()) for a in names}
-    bench = buy_and_hold(bars, traded, cfg.portfolio.initial_cash_usd) if traded else np.array([])
+    bench = buy_and_hold(bars, traded, start_equity) if traded else np.array([])
     report = TradingReport(
         equity=equity,
         times=traded,
@@ -384,6 +386,7 @@ def run_trading(
         portfolio=portfolio,
         stopped=stopped,
         resumed_after=after,
+        start_equity=start_equity,
     )
     return report
 
@@ -399,6 +402,8 @@ class StreamRun:
     name: str
     namespace: str
     resumed_after: int | None
+    sources: list[Any] = field(default_factory=list)  # the publishing DataSourceActors
+    start_equity: float | None = None  # the account's equity before this run's first bar
 
 
 def start_stream(
@@ -416,8 +421,10 @@ def start_stream(
 ) -> StreamRun:
     """Start the actor graph of a paper or live run (``actors.graph``) and return at once.
 
-    The consensus and portfolio are named ``<run>-<mode>-consensus|portfolio`` (also their
-    journals), the graph ``<run>-<mode>-graph``, all in ``run.namespace``.  A portfolio that
+    The portfolio and the graph are named ``<run>-<mode>-portfolio|graph`` in ``run.namespace``;
+    the consensus is the live one (``consensus`` in namespace ``tinywindow``, which the serving
+    gateway asks) and journals as ``<run>-<mode>-consensus``.  Whatever was created is killed
+    again if the start fails.  A portfolio that
     has processed bars already (a resumed run) makes every source start after its last bar.
     ``follow``: sources whose stream keeps publishing (the gRPC feed) until it ends."""
     import ray
@@ -433,21 +440,33 @@ def start_stream(
     life: dict[str, Any] = {"lifetime": "detached"} if detached else {}
     names = list(agents.actors)
     c_name, p_name = run.actor_name(mode, "consensus"), run.actor_name(mode, "portfolio")
-    consensus = remote_consensus(num_cpus=cfg.consensus.num_cpus, **opts, **life).remote(doc, names, c_name)
-    portfolio = remote_portfolio(num_cpus=cfg.portfolio.num_cpus, name=p_name, namespace=ns, **opts, **life).remote(
-        doc, p_name)
     graph_name = run.actor_name(mode, GRAPH_SUFFIX.lstrip("-"))
-    graph = remote_graph(graph_name, ns, detached=detached).remote(
-        graph_name, list(sources), agents.actors, consensus, portfolio, run.paper.max_inflight, run.paper.stall_s)
-    after = ray.get(portfolio.last_bar_ts.remote())
-    syms = list(symbols) if symbols else None
-    ray.get([data.actors[s].start_stream.remote() for s in follow])  # a live feed: its stream pumps
+    made: list[Any] = []
+    try:
+        consensus = remote_consensus(num_cpus=cfg.consensus.num_cpus, **opts, **life).remote(doc, names, c_name)
+        made.append(consensus)
+        portfolio = remote_portfolio(num_cpus=cfg.portfolio.num_cpus, name=p_name, namespace=ns, **opts,
+                                     **life).remote(doc, p_name)
+        made.append(portfolio)
+        graph = remote_graph(graph_name, ns, detached=detached).remote(
+            graph_name, list(sources), agents.actors, consensus, portfolio, run.paper.max_inflight, run.paper.stall_s)
+        made.append(graph)
+        after = ray.get(portfolio.last_bar_ts.remote())  # also: the portfolio started (its journal verified)
+        start_equity = float(ray.get(portfolio.snapshot.remote())["equity"])
+        ray.get(graph.expect_after.remote(after))
+        syms = list(symbols) if symbols else None
+        ray.get([data.actors[s].start_stream.remote() for s in follow])  # a live feed: its stream pumps
+    except BaseException:
+        for actor in made:  # detached actors outlive this driver: never leave them behind
+            ray.kill(actor, no_restart=True)
+        raise
     publishers = [
         data.actors[s].publish.remote(graph, start, end, syms, cfg.agents.window, run.paper.speed,
                                       s in follow, after, run.paper.max_inflight)
         for s in sources
     ]
-    return StreamRun(graph, consensus, portfolio, publishers, graph_name, ns, after)
+    return StreamRun(graph, consensus, portfolio, publishers, graph_name, ns, after,
+                     [data.actors[s] for s in sources], start_equity)
 
 
 def watch_stream(
@@ -461,21 +480,45 @@ def watch_stream(
     import ray
 
     status: dict[str, Any] = {}
+    error: str | None = None
+    checked: set[Any] = set()
     while True:
         status = ray.get(stream.graph.status.remote())
         on_status(status)
         if status["state"] in ("finished", "stopped", "failed"):
             break
-        if should_stop():
+        if should_stop() or error is not None:
             ray.get(stream.graph.stop.remote())
             continue
         ready, _ = ray.wait(stream.publishers, num_returns=len(stream.publishers), timeout=poll_s)
-        if len(ready) == len(stream.publishers):  # every source is done publishing
+        for ref in ready:
+            if ref in checked:
+                continue
+            checked.add(ref)
+            try:
+                ray.get(ref)
+            except Exception as exc:  # a source failed (its feed died): stop, and say so
+                error = f"a source failed: {type(exc).__name__}: {str(exc)[:300]}"
+        if error is None and len(ready) == len(stream.publishers):  # every source is done publishing
             status = ray.get(stream.graph.status.remote())
             if status["state"] == "running":  # a source stopped early: nothing more will come
                 ray.get(stream.graph.stop.remote())
-    ray.get(stream.publishers)
-    return ray.get(stream.graph.status.remote())
+    # a publisher waiting for a feed's next bar (or pacing a replay) learns of the stop now
+    pending = [r for r in stream.publishers if r not in checked]
+    if pending:
+        _, waiting = ray.wait(pending, num_returns=len(pending), timeout=0)
+        if waiting:
+            ray.get([src.stop_publishing.remote() for src in stream.sources])
+    for ref in stream.publishers:
+        if ref not in checked:
+            try:
+                ray.get(ref)
+            except Exception as exc:
+                error = error or f"a source failed: {type(exc).__name__}: {str(exc)[:300]}"
+    status = ray.get(stream.graph.status.remote())
+    if error is not None:
+        status = {**status, "state": "failed", "error": status.get("error") or error}
+    return status
 
 
 def buy_and_hold(bars: pa.Table, times: Sequence[int], cash: float) -> np.ndarray:

@@ -89,12 +89,20 @@ class PortfolioActor(SettingsParticipant):
             self.on_bars(bars)
         return orders_table(self.engine.apply_signals(rows))
 
-    def step(self, signals: pa.Table, bars: pa.Table) -> tuple[pa.Table, pa.Table, str]:
+    def step(self, signals: pa.Table, bars: pa.Table, prev_ts: int | None = None) -> tuple[pa.Table, pa.Table, str]:
         """The actor graph's call for one bar time: ``apply_signals(signals, bars)``, then the
         outcomes realized since the previous ``step`` and the equity after it (exact string).
         Called with ``num_returns=3`` so the outcomes go on to the consensus by reference.
         After a restart the first step re-sends the outcomes still in memory; the consensus
-        learns each outcome once."""
+        learns each outcome once.  ``prev_ts``: the bar the graph sent before this one; a step
+        whose predecessor this account has not processed (it failed upstream) is refused, so
+        no bar is skipped and a resumed run starts at the failed one."""
+        last = self.last_bar_ts()
+        if prev_ts is not None and last != prev_ts:
+            from tinywindow.errors import DataError
+
+            raise DataError(f"{self.name}.step: the previous bar ({prev_ts}) was not processed (last is {last}): "
+                            "an earlier stage failed; stopping here so that no bar is skipped", source=self.name)
         orders = self.apply_signals(signals, bars)
         outcomes, self._step_seq = self.outcomes_since(self._step_seq)
         return orders, outcomes, dec_str(self.engine.portfolio.equity())

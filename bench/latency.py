@@ -11,7 +11,7 @@ submitted) until that bar's ORDERS are resolved, i.e. the chain
 measured inside the GraphActor (``GraphStats.decision_ms``).  ``run.paper.max_inflight=1``:
 each bar goes through the graph alone (the next bar is released only when this one's
 learn + feedback are done too), so no bar queues behind another.  The FEATURES window is
-computed by the DataSourceActor before it releases the bar (``_features_upto``) and is not
+computed by the DataSourceActor before it releases the bar (``_tail_features``) and is not
 part of the decision; its cost is shown apart.  The first ``--warmup`` bars of every run are
 left out of the figures (first Serve calls, lazy imports).
 
@@ -203,7 +203,7 @@ def floor(cfg: Any, root: Path, hist: Any, start_ns: int, versions: dict[str, st
             bars_t = select(hist, None, t, t + 1)
             syms = sorted({str(x) for x in bars_t.column("symbol").to_pylist()})
             t0 = time.perf_counter()
-            upto = select(hist, syms, None, t + 1)  # DataSourceActor._features_upto
+            upto = select(hist, syms, None, t + 1)  # as DataSourceActor.publish computes it
             f = feats.compute(upto)
             f = f.take(pa.array(tail_indices(symbol_codes(f), window))) if f.num_rows else f
             t1 = time.perf_counter()
@@ -322,7 +322,7 @@ def report(lat: dict[str, Any] | None, eng: dict[str, Any] | None, feed: dict[st
         add("floor:   ConsensusActor.on_agent_votes", 1, fl["consensus"])
         add("floor:   PortfolioActor.step", 1, fl["portfolio"])
         add("floor:   learn + feedback_own x3", 1, fl["learn_feedback"])
-        add("floor: features window (_features_upto; outside both)", 1, fl["features"])
+        add("floor: features window (publish; outside both)", 1, fl["features"])
         if "floor_50" in lat:
             f50 = lat["floor_50"]
             add("floor: predict x3 -> on_agent_votes -> step", args.symbols, f50["decision"])

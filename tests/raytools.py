@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -167,3 +167,19 @@ class RayHead:
     def stop(self) -> None:
         self.stop_processes()
         shutil.rmtree(self.temp, ignore_errors=True)
+
+
+NO_AGENT = "No available agent to submit job"
+
+
+def job_submit(cmd: Sequence[str], env: Mapping[str, str], timeout: float = 600.0) -> subprocess.CompletedProcess[str]:
+    """``ray job submit ...``, again while the head answers that no job agent is available
+    yet: ``ray job list`` works before the head's agent has registered, and on a cold or busy
+    machine the first submission can come in between (seen here after another test's
+    cluster had just stopped)."""
+    deadline = time.monotonic() + COLD_START_S
+    while True:
+        out = subprocess.run(list(cmd), env=dict(env), capture_output=True, text=True, timeout=timeout)
+        if out.returncode == 0 or NO_AGENT not in out.stdout + out.stderr or time.monotonic() > deadline:
+            return out
+        time.sleep(2.0)

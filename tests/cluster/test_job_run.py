@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from tests.raytools import RAY, RayHead, poll
+from tests.raytools import RAY, RayHead, job_submit, poll
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "jobrun"  # run.name of the job runs
@@ -127,8 +127,7 @@ def _submit(head: SecretHead, *entrypoint: str, submission_id: str | None = None
         cmd += ["--submission-id", submission_id]
     if not wait:
         cmd.append("--no-wait")
-    return subprocess.run([*cmd, "--", *entrypoint], env=head.client_env(), capture_output=True, text=True,
-                          timeout=400)
+    return job_submit([*cmd, "--", *entrypoint], head.client_env(), timeout=400)
 
 
 def _job(head: SecretHead, what: str, job_id: str) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.raytools import RAY, RayHead
+from tests.raytools import RAY, RayHead, job_submit
 
 ROOT = Path(__file__).resolve().parents[2]
 # the smallest sweep that runs: one XGBoost trial of 5 rounds on one bundled dataset
@@ -47,10 +47,8 @@ def head() -> Iterator[SecretHead]:
 
 
 def _submit(head: SecretHead, *entrypoint: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [RAY, "job", "submit", "--address", head.address, "--working-dir", str(ROOT), "--", *entrypoint],
-        env=head.client_env(), capture_output=True, text=True, timeout=400,
-    )
+    return job_submit([RAY, "job", "submit", "--address", head.address, "--working-dir", str(ROOT), "--", *entrypoint],
+                      head.client_env(), timeout=400)
 
 
 def _tw(*args: str) -> list[str]:

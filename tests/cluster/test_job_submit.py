@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.raytools import RAY, RayHead
+from tests.raytools import RAY, RayHead, job_submit
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,11 +28,8 @@ def head() -> Iterator[RayHead]:
 
 
 def test_a_job_runs_the_library_on_the_cluster_with_token_auth(head: RayHead) -> None:
-    out = subprocess.run(
-        [RAY, "job", "submit", "--address", head.address, "--working-dir", str(ROOT), "--",
-         "python", "tests/cluster/job_entry.py"],
-        env=head.env(), capture_output=True, text=True, timeout=600,
-    )
+    out = job_submit([RAY, "job", "submit", "--address", head.address, "--working-dir", str(ROOT), "--",
+                      "python", "tests/cluster/job_entry.py"], head.env(), timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
     result = json.loads(line[len("RESULT "):])

@@ -188,3 +188,11 @@ def test_config_check_names_the_bad_row_and_the_bad_key(tmp_path: Path, capsys: 
     path = _universe(tmp_path, _closes(1000), extra="  brokr: paper\n")
     assert main(["config", "check", str(path)]) == 2
     assert "unknown config key 'run.brokr'" in capsys.readouterr().err
+
+
+def test_live_mode_needs_a_live_feed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tinywindow.cli import main
+
+    path = _universe(tmp_path, _closes(1000))
+    assert main(["config", "check", str(path), "--mode", "live"]) == 2
+    assert "live mode trades a live feed" in capsys.readouterr().err

@@ -148,7 +148,8 @@ class Engine:
                                     {a: sorted({v for _, vs in report.versions_by_bar for k, v in vs.items() if k == a})
                                      for a in self.agents.actors},
                                     report.promotions, report.outcomes, len(report.risk_events), report.journal["ok"],
-                                    report.seconds, {"stopped": report.stopped, "resumed_after": report.resumed_after})
+                                    report.seconds, report.start_equity or cfg.portfolio.initial_cash_usd,
+                                    {"stopped": report.stopped, "resumed_after": report.resumed_after})
         finally:
             try:
                 self._before()
@@ -194,14 +195,18 @@ class Engine:
             journal = ray.get(stream.portfolio.verify_journal.remote())
             risk = ray.get(stream.portfolio.risk_events.remote())
             traded = [t for t, _ in curve]
-            bench = list(pipeline.buy_and_hold(window, traded, cfg.portfolio.initial_cash_usd)) if traded else []
+            start_cash = stream.start_equity or cfg.portfolio.initial_cash_usd
+            bench = list(pipeline.buy_and_hold(window, traded, start_cash)) if traded else []
             summary = self._summary(
                 cfg, mode, status["signals"], orders, status["order_sides"], snapshot, [float(e) for _, e in curve],
                 [float(x) for x in bench], traded, status["versions"], [], status["outcomes"], len(risk), journal["ok"],
-                time.perf_counter() - t0,
+                time.perf_counter() - t0, start_cash,
                 {"state": status["state"], "error": status["error"], "resumed_after": stream.resumed_after,
                  "latency_ms": status["latency_ms"], "max_inflight": status["max_inflight"],
-                 "max_inflight_seen": status["max_inflight_seen"], "speed": run.paper.speed})
+                 "max_inflight_seen": status["max_inflight_seen"], "speed": run.paper.speed,
+                 "sources": {d["name"]: {k: d[k] for k in ("quarantined", "rejected_batches", "stream",
+                                                           "stream_error", "max_backlog")}
+                             for d in ray.get([src.describe.remote() for src in stream.sources])}})
         finally:
             try:
                 self._before()
@@ -212,7 +217,7 @@ class Engine:
     def _summary(self, cfg: Config, mode: str, signals: Any, orders: Any, sides: Any, snapshot: Any,
                  equity: list[float], bench: list[float], times: list[int], voted: dict[str, list[str]],
                  promotions: Any, outcomes: int, risk_events: int, journal_ok: bool, seconds: float,
-                 extra: dict[str, Any]) -> dict[str, Any]:
+                 start_cash: float, extra: dict[str, Any]) -> dict[str, Any]:
         import ray
 
         from tinywindow.engine import summary as S
@@ -221,7 +226,7 @@ class Engine:
         serving = {a: ray.get(h.version.remote()) for a, h in self.agents.actors.items()}
         doc = S.build(
             mode=mode, run=cfg.run.name, signals=signals, orders=orders, order_sides=sides, snapshot=snapshot,
-            equity=equity, benchmark=bench, start_cash=cfg.portfolio.initial_cash_usd,
+            equity=equity, benchmark=bench, start_cash=start_cash,
             first=_day(times[0]) if times else None, last=_day(times[-1]) if times else None,
             versions=voted, serving=serving, promotions=promotions, outcomes=outcomes, risk_events=risk_events,
             journal_ok=journal_ok, seconds=seconds, periods=periods_per_year(cfg.run.bar), extra=extra)

@@ -35,7 +35,7 @@ def check(path: str | Path, overrides: Sequence[str] = (), mode: str | None = No
         q: Any = getattr(source, "quarantined", None)
         if q is not None and q.count:
             skipped.append(f"source {src.name}: {q.count} bad rows quarantined ({dict(q.reasons)})")
-    plan = make_plan(cfg.run, cfg.agents, bars, mode, allow_empty={n for n, t in bars.items() if t.num_rows == 0})
+    plan = make_plan(cfg.run, cfg.agents, bars, mode, allow_empty={s.name for s in cfg.data.sources if s.kind == "grpc"})
     lines = [f"{path}: valid", *plan.lines(), *(f"  note: {s}" for s in skipped)]
     r, p = cfg.risk, cfg.portfolio
     lines.append(f"  risk: {', '.join(f'{k}={v}' for k, v in r.model_dump().items() if not isinstance(v, dict))}")

@@ -126,7 +126,8 @@ def run_universe(
                   f"http://{cfg.serving.host}:{cfg.serving.http_port}/v1/votes|signal|models (bearer token), "
                   f"gRPC {cfg.serving.host}:{cfg.serving.grpc_port}")
             _print(extras(engine, "serving"))
-            ok = _trade(engine, mode, cfg, stop, lambda: extras(engine, mode)) and ok
+            if not stop():  # a signal during start-up: nothing is traded
+                ok = _trade(engine, mode, cfg, stop, lambda: extras(engine, mode)) and ok
             if then_paper is not None and not stop():
                 ok = _trade(engine, "paper", then_paper, stop, lambda: extras(engine, "paper")) and ok
                 if check_same and not stop():

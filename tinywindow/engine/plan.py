@@ -193,6 +193,9 @@ def make_plan(
     if train_rows == 0:
         raise config_error(f"no bars to train on before {run.train.end} in {', '.join(train_names)}", key="run.train")
     live = [n for n in trade_names if n in allow_empty]
+    if mode == "live" and not live:
+        raise config_error("live mode trades a live feed: give run.trade_sources a source of kind 'grpc'",
+                           key="run.trade_sources")
     if not trade_times and not live:
         raise config_error(f"no bars to trade in {run.trade.start} .. {run.trade.end} in {', '.join(trade_names)}",
                            key="run.trade")
