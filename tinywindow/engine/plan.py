@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tinywindow.contracts import symbol_codes
 from tinywindow.core.settings import config_error
@@ -94,14 +95,7 @@ def _day(ts: int | None) -> str | None:
 
 
 def _symbols(table: pa.Table) -> list[str]:
-    if table.num_rows == 0:
-        return []
-    col = table.column("symbol").unify_dictionaries().combine_chunks() if isinstance(
-        table.column("symbol"), pa.ChunkedArray) else table.column("symbol")
-    if pa.types.is_dictionary(col.type):
-        used = np.unique(symbol_codes(table))
-        return sorted(str(col.dictionary[int(c)].as_py()) for c in used)
-    return sorted({str(x) for x in col.to_pylist()})
+    return sorted(pc.unique(table.column("symbol").cast(pa.string())).to_pylist()) if table.num_rows else []
 
 
 def median_spacing_s(bars: pa.Table) -> float | None:
