@@ -49,6 +49,11 @@ VOTES = _contract(
         pa.field("model_version", pa.string(), nullable=False),
         pa.field("action", pa.int8(), nullable=False),
         pa.field("confidence", pa.float32(), nullable=False),
+        # The agent's cross-sectional score of the symbol at ts: higher = more attractive
+        # against the other symbols of the bar.  A classifier's is its expected exposure
+        # P(+1) - P(-1); a ranker's or regressor's its raw output.  A batch without it (an
+        # older producer) gets ``action x confidence`` (``DERIVED``).
+        pa.field("score", pa.float32(), nullable=False),
     ],
 )
 
@@ -65,6 +70,24 @@ SIGNALS = _contract(
         pa.field("confidence", pa.float32(), nullable=False),
         pa.field("agreement", pa.float32(), nullable=False),
         pa.field("votes", pa.int16(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        # The consensus's combined score (``consensus.mode`` score: the weighted z-score or
+        # rank average of the agents' scores; vote mode: the weighted mean of their scores);
+        # what portfolio construction turns into weights.  Derived as action x confidence
+        # when missing (``DERIVED``).
+        pa.field("score", pa.float32(), nullable=False),
+    ],
+)
+
+# The contract between decision and execution: the target weight of each symbol at ts
+# (signed fraction of equity) that portfolio construction chose from the SIGNALS scores.
+# Backtest, paper and live hand the same WEIGHTS to the engine.
+WEIGHTS = _contract(
+    "WEIGHTS",
+    [
+        *FEATURE_KEYS,
+        pa.field("weight", pa.float64(), nullable=False),
+        pa.field("score", pa.float32(), nullable=False),
         pa.field("reason", pa.string(), nullable=False),
     ],
 )
@@ -159,8 +182,27 @@ def _first_null(col: pa.ChunkedArray) -> int:
     return int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
 
 
+def _action_x_confidence(table: pa.Table) -> pa.Array:
+    a = np.asarray(table.column("action").to_numpy(), dtype=np.float32)
+    c = np.asarray(table.column("confidence").to_numpy(), dtype=np.float32)
+    return pa.array(a * c, pa.float32())
+
+
+# Columns added to a contract after producers and journals existed: a batch without one gets
+# it derived from the columns it has (the meaning it had before the column existed).
+DERIVED: dict[tuple[str, str], Callable[[pa.Table], pa.Array]] = {
+    ("VOTES", "score"): _action_x_confidence,
+    ("SIGNALS", "score"): _action_x_confidence,
+}
+
+
 def _conform(table: pa.Table, schema: pa.Schema, source: str | None, coerce: bool) -> pa.Table:
     name = contract_name(schema)
+    for (contract, column), derive in DERIVED.items():
+        if contract == name and column not in table.column_names:
+            needed = ("action", "confidence")
+            if all(n in table.column_names for n in needed):
+                table = table.append_column(column, derive(table))
     columns = []
     for f in schema:
         if f.name not in table.column_names:
@@ -272,9 +314,19 @@ def _bars_rules(table: pa.Table) -> list[Violation]:
 def _votes_rules(table: pa.Table) -> list[Violation]:
     a = _np(table, "action")
     conf = _np(table, "confidence")
+    score = _np(table, "score")
     return [
         Violation("action not in {-1, 0, 1}", "action", (a < -1) | (a > 1)),
         Violation("confidence not in [0, 1]", "confidence", ~((conf >= 0) & (conf <= 1))),
+        Violation("score is NaN or infinite", "score", ~np.isfinite(score)),
+    ]
+
+
+def _weights_rules(table: pa.Table) -> list[Violation]:
+    w = _np(table, "weight")
+    return [
+        Violation("weight is NaN or infinite", "weight", ~np.isfinite(w)),
+        Violation("score is NaN or infinite", "score", ~np.isfinite(_np(table, "score"))),
     ]
 
 
@@ -308,6 +360,7 @@ VALUE_RULES: dict[str, ValueRule] = {
     "BARS": _bars_rules,
     "VOTES": _votes_rules,
     "SIGNALS": _signals_rules,
+    "WEIGHTS": _weights_rules,
     "FEATURES": _features_rules,
     "ORDERS": _orders_rules,
     "FILLS": _orders_rules,

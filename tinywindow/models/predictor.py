@@ -70,12 +70,19 @@ class Predictor:
             probs[lo:hi] = self.probabilities(index.batch(lo, hi))
         return self.votes(features, index.rows, probs)
 
-    def votes(self, features: pa.Table, rows: np.ndarray, probs: np.ndarray) -> pa.Table:
-        """VOTES rows (input order) from per-window probabilities."""
+    def votes(
+        self, features: pa.Table, rows: np.ndarray, probs: np.ndarray, scores: np.ndarray | None = None
+    ) -> pa.Table:
+        """VOTES rows (input order) from per-window probabilities; ``score`` is ``scores``
+        when given (a ranker's raw output), else the expected exposure P(+1) - P(-1)."""
         order = np.argsort(rows, kind="stable")
         rows, probs = rows[order], probs[order]
         choice = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
         confidence = probs[np.arange(len(probs)), choice] if len(probs) else np.zeros(0)
+        if scores is None:
+            score = (probs[:, 2] - probs[:, 0]) if len(probs) else np.zeros(0)
+        else:
+            score = np.asarray(scores, dtype=np.float64)[order]
         keys = features.select(["symbol", "ts"]).take(pa.array(rows, pa.int64()))
         n = len(rows)
         return pa.Table.from_arrays(
@@ -86,6 +93,7 @@ class Predictor:
                 pa.array([self.version] * n, pa.string()),
                 pa.array((choice - 1).astype(np.int8)),
                 pa.array(np.clip(confidence, 0.0, 1.0).astype(np.float32)),
+                pa.array(np.nan_to_num(score, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)),
             ],
             schema=VOTES,
         )

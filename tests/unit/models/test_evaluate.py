@@ -41,6 +41,7 @@ def _votes(table: pa.Table, agent: str, action: np.ndarray, conf: float) -> pa.T
             "model_version": pa.array(["v0001"] * n),
             "action": pa.array(action[ok].astype(np.int8)),
             "confidence": pa.array(np.full(n, conf, np.float32)),
+            "score": pa.array((action[ok] * conf).astype(np.float32)),
         },
         schema=VOTES,
     )
