@@ -12,6 +12,20 @@ from pydantic import AliasChoices, Field, model_validator
 from tinywindow.core.settings import Section, TimeZoneName, config_error
 
 
+class PlantedConfig(Section):
+    """synthetic: cross-sectional signals planted in the generator (``synthetic.PlantedSignals``);
+    an unset field keeps the generator's default."""
+
+    volume_ic: float | None = Field(default=None, ge=-1.0, le=1.0)
+    half_life: float | None = Field(default=None, gt=0.0, le=1e6)
+    volume_loading: float | None = Field(default=None, ge=-10.0, le=10.0)
+    reversal: float | None = Field(default=None, ge=-1.0, le=1.0)
+
+    def given(self) -> dict[str, float]:
+        """The fields set, as ``SyntheticSource(planted=...)`` takes them."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
 class SourceConfig(Section):
     """One market-data source, served by one DataSourceActor."""
 
@@ -86,6 +100,7 @@ class SourceConfig(Section):
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
     start: str = "2007-01-01"
     freq: str = "B"
+    planted: PlantedConfig | None = None  # None: no planted signals (bit-identical to before)
     # grpc
     address: str = "127.0.0.1:50051"
     symbols: list[str] = Field(default_factory=list)

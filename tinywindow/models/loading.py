@@ -38,4 +38,8 @@ def load_dir(directory: Path, version: str) -> Predictor:
         from tinywindow.models.xgb.inference import XGBPredictor
 
         return XGBPredictor.load(Path(directory), meta, normalizer, version)
+    if kind == "xgboost_xs":
+        from tinywindow.models.xgb.xs import XGBXSPredictor
+
+        return XGBXSPredictor.load(Path(directory), meta, normalizer, version)
     raise ModelError(f"{path}: unknown model kind {kind!r}")

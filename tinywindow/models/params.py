@@ -90,6 +90,9 @@ class XGBParams(_Params):
     min_child_weight: float = Field(default=5.0, ge=0)
     reg_lambda: float = Field(default=1.0, ge=0)
     outcome_weight_cap: float = Field(default=10.0, ge=1.0)  # max sample weight of a traded bar (feedback)
+    # the cross-sectional agent (``xgb.xs``): rank the symbols of each bar, or regress the
+    # per-bar z-score of the forward return; the single-symbol agent ignores it
+    xs_objective: Literal["rank:pairwise", "rank:ndcg", "reg:squarederror"] = "rank:pairwise"
 
 
 Params = PPOParams | XGBParams

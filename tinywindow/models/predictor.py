@@ -30,6 +30,7 @@ import pyarrow as pa
 from tinywindow.contracts import VOTES
 from tinywindow.errors import ModelError
 from tinywindow.models.windows import Normalizer, WindowIndex
+from tinywindow.models.xs import xs_normalize
 
 MODEL_FILE = "model.json"
 WEIGHTS_FILE = "weights.pt"
@@ -41,16 +42,26 @@ BATCH_ROWS = 4096  # windows per forward pass (bounds the gathered copy to a few
 class Predictor:
     """Base class: subclasses implement ``probabilities`` and ``_save_weights``."""
 
-    kind: str = ""  # "ppo" | "xgboost": how ``loading.load_dir`` rebuilds the model
+    kind: str = ""  # "ppo" | "xgboost" | "xgboost_xs": how ``loading.load_dir`` rebuilds the model
     agent: str
     version: str
     window: int
     normalizer: Normalizer
     model_config: dict[str, Any]
 
+    # True for a model whose vote on a symbol depends on the other symbols of the bar (a
+    # ranker): offline evaluation then ranks ``window_scores`` per bar (``xgb.xs.xs_decisions``)
+    ranks_across_symbols: bool = False
+
     def probabilities(self, windows: np.ndarray) -> np.ndarray:
         """[B, 3] probabilities of exposures (-1, 0, +1) for [B, window, F] windows."""
         raise NotImplementedError
+
+    def window_scores(self, windows: np.ndarray) -> np.ndarray:
+        """[B] scores of [B, window, F] (scaled) windows: the expected exposure P(+1) - P(-1)
+        unless the model scores otherwise (a ranker's margin)."""
+        probs = self.probabilities(windows)
+        return np.asarray(probs[:, 2] - probs[:, 0], dtype=np.float64)
 
     # ------------------------------------------------------------------ inference
     def predict(
@@ -62,6 +73,8 @@ class Predictor:
                 features = pa.Table.from_batches([features])
             else:
                 raise ModelError(f"predict expects a FEATURES pyarrow Table, got {type(features).__name__}")
+        if self.model_config.get("cross_sectional"):
+            features = xs_normalize(features, self.normalizer.names)  # per-ts ranks (models.xs)
         index = WindowIndex.build(features, self.normalizer, self.window, latest_only)
         n = len(index)
         probs = np.empty((n, 3), dtype=np.float32)

@@ -29,7 +29,8 @@ def build_source(
         from tinywindow.data.sources.synthetic import SyntheticSource
 
         return SyntheticSource(
-            cfg.name, cfg.n_symbols, cfg.n_bars, cfg.seed, cfg.start, cfg.freq, cfg.replay_speed
+            cfg.name, cfg.n_symbols, cfg.n_bars, cfg.seed, cfg.start, cfg.freq, cfg.replay_speed,
+            planted=cfg.planted.given() if cfg.planted is not None else None,
         )
     return GrpcFeedSource(
         cfg.name, cfg.address, cfg.symbols, on_bad_rows, on_reject, max_reconnects=cfg.max_reconnects

@@ -122,12 +122,24 @@ class ValidationSet:
         return cls(split, window, tuple(syms), tuple(tss), tuple(wins), tuple(fwds))
 
     def actions(self, predictor: Predictor) -> list[np.ndarray]:
-        """The predictor's exposure on every decision bar (its scaler applied here)."""
+        """The predictor's exposure on every decision bar (its scaler applied here).  A ranker
+        (``ranks_across_symbols``) is ranked among the symbols of each bar as it votes."""
+        if predictor.ranks_across_symbols:
+            return self._ranked_actions(predictor)
         out = []
         for w in self.windows:
             probs = predictor.probabilities(predictor.normalizer.apply(w))
             out.append(probs.argmax(axis=1).astype(np.int64) - 1)
         return out
+
+    def _ranked_actions(self, predictor: Predictor) -> list[np.ndarray]:
+        from tinywindow.models.xgb.xs import xs_decisions
+
+        scores = [predictor.window_scores(predictor.normalizer.apply(w)) for w in self.windows]
+        ts = np.concatenate(self.ts) if self.ts else np.zeros(0, np.int64)
+        action, _, _ = xs_decisions(ts, np.concatenate(scores) if scores else np.zeros(0))
+        cuts = np.cumsum([len(x) for x in scores])[:-1]
+        return [a.astype(np.int64) for a in np.split(action, cuts)]
 
     def evaluate(self, predictor: Predictor, cost: float) -> dict[str, Score]:
         return self._scores(self.actions(predictor), cost)
