@@ -38,9 +38,12 @@ def env_config(
     reward_scale: float = 100.0,
     weights: Sequence[np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """The ``env_config`` dict for ``TradingEnv`` (plain arrays: cheap to copy and pickle)."""
+    """The ``env_config`` dict for ``TradingEnv`` and ``VectorTradingEnv`` (plain arrays: cheap
+    to copy and pickle).  ``ts`` (each series' int64 timestamps) aligns the series in
+    ``VectorTradingEnv``'s cross-sectional mode; ``TradingEnv`` ignores it."""
     out: dict[str, Any] = {
         "obs": [normalizer.apply(s.x) for s in series],
+        "ts": [np.asarray(s.ts, dtype=np.int64) for s in series],
         "fwd_ret": [np.asarray(s.fwd_ret, dtype=np.float64) for s in series],
         "symbols": [s.symbol for s in series],
         "window": int(window),
