@@ -7,7 +7,8 @@
 * ``on_votes(votes)``: ``submit_votes`` then ``decide`` at the batch's latest ``ts``.
 * ``on_agent_votes(ts, *votes)``: the actor graph's form: each agent's VOTES ref resolved by
   Ray, decided at ``ts`` (``actors.graph``).
-* ``preview(votes)``: SIGNALS from these votes with the live weights and calibration,
+* ``preview(votes)``: SIGNALS (with their combined ``score``; ``consensus.mode`` vote or
+  score) from these votes with the live weights and calibration,
   recording nothing: what ``POST /v1/signal`` and the gRPC Signal call answer (the same
   function ``decide`` uses, so the served signal is the traded signal).
 * ``learn(outcomes)``: OUTCOMES (from ``PortfolioActor.outcomes_since``) score each agent's

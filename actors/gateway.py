@@ -9,7 +9,9 @@ the live ConsensusActor's weights and calibration, through the same function its
 path decides with (``ConsensusActor.preview``; the actor is found by name,
 ``actors.consensus.live_consensus``).  When no consensus runs, they decide with default
 weights (1.0, uncalibrated) and say so: ``"consensus": "default-weights"`` in the HTTP body
-and every reason starts with ``DEFAULT_WEIGHTS_NOTE``.  gRPC: the ``TinyWindow`` service of
+and every reason starts with ``DEFAULT_WEIGHTS_NOTE``.  The HTTP body's votes and signals
+carry every column of VOTES and SIGNALS, the consensus's combined ``score`` included; the
+gRPC messages have no score field (the proto is unchanged).  gRPC: the ``TinyWindow`` service of
 ``tinywindow/serving/votes.proto``.  Both require the bearer token (only its digest is held
 here); a bad payload gets 400 / INVALID_ARGUMENT naming the field, one over a limit 413 /
 RESOURCE_EXHAUSTED naming the limit (``GatewayLimits``).

@@ -16,6 +16,7 @@ import pytest
 from actors.consensus import ConsensusActor
 from actors.portfolio import PortfolioActor
 from tests.fixtures.make_v1_journals import PASSPHRASE, fixture_cfg
+from tinywindow.consensus.config import ConsensusConfig
 from tinywindow.consensus.events import (
     AgentOutcomesScored,
     CalibrationFitted,
@@ -64,10 +65,13 @@ SAMPLES: list[Event] = [
     VolatilityFitted("BBB", False),
     StateChanged(7, TradingState.ACTIVE, TradingState.HALTED, "operator halt"),
     StateChanged(8, TradingState.HALTED, TradingState.ACTIVE, "operator resume", D("1000123.5")),
-    VotesRecorded((("AAA", 5, "oracle", "v1", 1, 0.800000011920929), ("AAA", 5, "noise", "v1", 0, 0.6))),
-    ConsensusDecided(5, (("AAA", 1, 0.6, 0.7, 3, "LONG ...", True), ("BBB", 0, 0.2, 0.4, 3, "NO DECISION ...", False)),
-                     (("AAA", "oracle", 1, 0.8, "v1"), ("AAA", "noise", 0, 0.6, "v2"))),
+    VotesRecorded((("AAA", 5, "oracle", "v1", 1, 0.800000011920929, 1.25), ("AAA", 5, "noise", "v1", 0, 0.6, -0.5))),
+    ConsensusDecided(5, (("AAA", 1, 0.6, 0.7, 3, "LONG ...", True, 0.42),
+                         ("BBB", 0, 0.2, 0.4, 3, "NO DECISION ...", False, -0.1)),
+                     (("AAA", "oracle", 1, 0.8, "v1", 1.25), ("AAA", "noise", 0, 0.6, "v2", -0.5))),
     WeightsLearned((("noise", 0.9), ("oracle", 1.2)), (("noise", 1, 0), ("oracle", 3, 2)), (("AAA", 5),)),
+    WeightsLearned((("noise", 0.9), ("oracle", 1.2)), (("noise", 1, 0), ("oracle", 3, 2)), (("AAA", 5),),
+                   (("noise", 5, -0.1), ("oracle", 5, 0.6))),
     AgentOutcomesScored((("AAA", 5, "oracle", "v1", 1, 0.800000011920929, 0.0123, 0.0118),
                          ("AAA", 5, "noise", "v2", 0, 0.6, 0.0123, 0.0))),
     CalibrationFitted("oracle", (0.55, 0.9), (0.5, 0.55), 120),
@@ -77,7 +81,7 @@ SAMPLES: list[Event] = [
 V1_KINDS = {"decision", "order", "fill", "expire", "risk", "outcome", "bar", "vol_fit", "state",
             "votes", "decided", "learned"}
 KINDS = V1_KINDS | {"agent_outcomes", "calibrated", "risk_set", "consensus_set"}
-LATER_VERSIONS = {"decided": 2}  # kinds whose payload spelling changed since v1
+LATER_VERSIONS = {"decided": 3, "votes": 2, "learned": 2}  # kinds whose payload spelling changed since v1
 
 
 def _json(x: Any) -> Any:
@@ -124,16 +128,66 @@ def test_a_v1_decided_payload_still_decodes() -> None:
     e = CODEC.decode("decided", v1)
     assert isinstance(e, ConsensusDecided)
     assert [s[6] for s in e.signals] == [True, True, False]
-    assert e.used == (("AAA", "oracle", 1, 0.8, "unknown"),)
+    assert [s[7] for s in e.signals] == [0.6, 0.0, 0.0]  # no score then: action x confidence
+    assert e.used == (("AAA", "oracle", 1, 0.8, "unknown", 0.8),)
     with pytest.raises(IntegrityError, match="codec version"):
+        CODEC.decode("decided", {**v1, VERSION_KEY: 4})
+    with pytest.raises(ValueError, match="fields"):  # a v3 payload must carry the scores
         CODEC.decode("decided", {**v1, VERSION_KEY: 3})
+
+
+def test_v2_decided_votes_and_v1_learned_payloads_decode_with_derived_scores() -> None:
+    """Before scores: a v2 decision's signals and used votes, a v1 votes batch, get
+    ``action x confidence`` (as ``contracts.DERIVED`` gives a table without the column); a
+    v1 ``learned`` payload has no ICs."""
+    v2 = {"at": 5, "v": 2,
+          "signals": [["AAA", -1, 0.75, 0.7, 3, "SHORT ...", True], ["BBB", 0, 0.6, 0.7, 3, "FLAT ...", True]],
+          "used": [["AAA", "oracle", -1, 0.5, "v7"], ["AAA", "noise", 0, 0.9, "v1"]]}
+    e = CODEC.decode("decided", v2)
+    assert isinstance(e, ConsensusDecided)
+    assert e.signals == (("AAA", -1, 0.75, 0.7, 3, "SHORT ...", True, -0.75),
+                         ("BBB", 0, 0.6, 0.7, 3, "FLAT ...", True, 0.0))
+    assert e.used == (("AAA", "oracle", -1, 0.5, "v7", -0.5), ("AAA", "noise", 0, 0.9, "v1", 0.0))
+    votes = CODEC.decode("votes", {"rows": [["AAA", 5, "oracle", "v1", -1, 0.25], ["BBB", 5, "oracle", "v1", 1, 0.5]]})
+    assert isinstance(votes, VotesRecorded)
+    assert [r[6] for r in votes.rows] == [-0.25, 0.5]
+    with pytest.raises(IntegrityError, match="codec version"):
+        CODEC.decode("votes", {"rows": [], VERSION_KEY: 3})
+    learned = CODEC.decode("learned", {"weights": {"a": 1.5}, "stats": {"a": {"scored": 2, "hits": 1}},
+                                       "keys": [["AAA", 5]]})
+    assert learned == WeightsLearned((("a", 1.5),), (("a", 2, 1),), (("AAA", 5),), ())
+    # a book fed the old payloads serves and snapshots the derived scores
+    book = ConsensusBook(ConsensusConfig(quorum=1), ["oracle", "noise"])
+    book.apply(votes)
+    book.apply(e)
+    assert book.signals_at(5, ["AAA", "BBB"]).column("score").to_pylist() == [-0.75, 0.0]
+    snap = book.snapshot()
+    assert {r[4] for _s, _a, rows in snap["votes"] for r in rows} == {-0.25, 0.5}
+    assert [u[4] for u in book.decisions[("AAA", 5)]["used"]] == [-0.5, 0.0]
+
+
+def test_a_checkpoint_written_before_scores_restores_with_derived_scores() -> None:
+    """A v2 checkpoint: votes of four fields, signals of seven, used votes of four."""
+    book = ConsensusBook(ConsensusConfig(quorum=1), ["a", "b"])
+    old = book.snapshot()
+    old.pop("ic_samples")
+    old["votes"] = [["AAA", "a", [[5, "v1", -1, 0.5]]]]
+    old["decisions"] = [["AAA", 5, {"signal": ["AAA", -1, 0.5, 1.0, 1, "SHORT ...", True],
+                                    "used": [["a", -1, 0.5, "v1"]], "learned": True}]]
+    book.restore(old)
+    assert book.votes[("AAA", "a")] == [(5, "v1", -1, 0.5, -0.5)]
+    assert book.decisions[("AAA", 5)]["signal"][7] == -0.5
+    assert book.decisions[("AAA", 5)]["used"] == [["a", -1, 0.5, "v1", -0.5]]
+    assert book.signals_at(5, ["AAA"]).column("score").to_pylist() == [-0.5]
+    assert all(not xs for xs in book.ic_samples.values())
 
 
 def _v1_view(state: dict[str, Any]) -> dict[str, Any]:
     """A consensus snapshot as v1 spelled it: without the state added since (per-agent
     outcomes, calibration) and without the ``decided`` flag and model versions of decisions."""
     v1 = {k: v for k, v in state.items()
-          if k not in ("calibration", "last_action", "agent_outcomes", "cal_samples", "cal_pending")}
+          if k not in ("calibration", "last_action", "agent_outcomes", "cal_samples", "cal_pending", "ic_samples")}
+    v1["votes"] = [[s, a, [r[:4] for r in rows]] for s, a, rows in state["votes"]]
     v1["decisions"] = [[s, ts, {**d, "signal": d["signal"][:6], "used": [u[:3] for u in d["used"]]}]
                        for s, ts, d in state["decisions"]]
     return v1

@@ -4,6 +4,9 @@ Votes and decisions are target exposures (-1 short, 0 flat, +1 long); a decision
 a target or an explicit no-decision with its reason (SIGNALS ``decided``).
 
 * ``voting``: ``decide``, ``combine``, ``update_weights``, ``signals_table`` (pure functions)
+* ``scoring``: ``combine_scores``, ``rank_ic``, ``update_weights_ic`` (``mode`` score: agents'
+  cross-sectional scores standardised per bar and averaged by weight; weights from rank ICs)
+* ``codes``: ``Code``, why a consensus decided what it did
 * ``calibration``: ``Calibration``, ``fit_calibration`` (per-agent isotonic maps)
 * ``state``: ``ConsensusBook``, the event-sourced state a ConsensusActor keeps (``preview``
   is the one decision function the trading path and the serving gateway share)
@@ -20,19 +23,30 @@ from tinywindow.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from tinywindow.consensus.calibration import Calibration, fit_calibration
+    from tinywindow.consensus.codes import Code
     from tinywindow.consensus.config import ConsensusConfig
+    from tinywindow.consensus.scoring import (
+        ScoreConsensus,
+        combine_scores,
+        rank_ic,
+        update_weights_ic,
+    )
     from tinywindow.consensus.state import ConsensusBook
-    from tinywindow.consensus.voting import Code, combine, decide, signals_table, update_weights
+    from tinywindow.consensus.voting import combine, decide, signals_table, update_weights
 
 __all__ = [
-    "Calibration", "Code", "ConsensusBook", "ConsensusConfig", "combine", "decide", "fit_calibration",
-    "signals_table", "update_weights",
+    "Calibration", "Code", "ConsensusBook", "ConsensusConfig", "ScoreConsensus", "combine", "combine_scores",
+    "decide", "fit_calibration", "rank_ic", "signals_table", "update_weights", "update_weights_ic",
 ]
 
 _EXPORTS = {
     "Calibration": "tinywindow.consensus.calibration",
     "fit_calibration": "tinywindow.consensus.calibration",
-    "Code": "tinywindow.consensus.voting",
+    "Code": "tinywindow.consensus.codes",
+    "ScoreConsensus": "tinywindow.consensus.scoring",
+    "combine_scores": "tinywindow.consensus.scoring",
+    "rank_ic": "tinywindow.consensus.scoring",
+    "update_weights_ic": "tinywindow.consensus.scoring",
     "ConsensusBook": "tinywindow.consensus.state",
     "ConsensusConfig": "tinywindow.consensus.config",
     "combine": "tinywindow.consensus.voting",

@@ -3,11 +3,12 @@
 ======================  ==================  ==============================================
 event                   journal kind        what happened
 ======================  ==================  ==============================================
-``VotesRecorded``       ``votes``           a VOTES batch joined the per-(symbol, agent)
+``VotesRecorded``       ``votes`` (v2)      a VOTES batch joined the per-(symbol, agent)
                                             buffer
-``ConsensusDecided``    ``decided`` (v2)    SIGNALS at one time, and the votes (with their
-                                            model versions) that decided them
-``WeightsLearned``      ``learned``         outcomes scored the agents: new weights, stats
+``ConsensusDecided``    ``decided`` (v3)    SIGNALS at one time, and the votes (with their
+                                            model versions and scores) that decided them
+``WeightsLearned``      ``learned`` (v2)    outcomes scored the agents: new weights, stats,
+                                            (score mode) each agent's rank IC per bar
 ``AgentOutcomesScored`` ``agent_outcomes``  each voting agent's own outcome (AGENT_OUTCOMES
                                             rows: its action, the return, its reward)
 ``CalibrationFitted``   ``calibrated``      an agent's calibration map refitted: its points
@@ -16,11 +17,21 @@ event                   journal kind        what happened
 ``ConsensusSettingsChanged`` (kind ``consensus_set``): the ``consensus`` section changed on a
 running engine (``tinywindow config set``), the changed values.
 
-Codec versions: ``decided`` is at version 2 (each signal carries ``decided``, each used vote
-its ``model_version``); its v1 payloads (rows of six and four) still decode: a v1 signal
-was a decision when its action was non-zero or its majority was flat ("hold majority"),
-and a v1 vote's model version is ``"unknown"``.  Every other payload is spelled as the
-consensus journaled it before the typed events existed (rows as JSON arrays, version 1).
+Codec versions:
+
+* ``decided`` v3: each signal row ends with its ``score``, each used vote with its ``score``.
+  v2 (no scores: signal rows of seven, used votes of five) and v1 (no ``decided`` flag nor
+  model versions: rows of six and four) still decode: a v1 signal was a decision when its
+  action was non-zero or its majority was flat ("hold majority"), a v1 vote's model version
+  is ``"unknown"``, and a score the payload lacks is ``action x confidence`` (what
+  ``contracts.DERIVED`` gives a table without the column).
+* ``votes`` v2: each row ends with the vote's ``score``; a v1 row (six fields) decodes with
+  score ``action x confidence``.
+* ``learned`` v2: adds ``ic``, the rank IC of each agent scored per bar (score mode; empty in
+  vote mode); a v1 payload has none.
+
+Every other payload is spelled as the consensus journaled it before the typed events
+existed (rows as JSON arrays, version 1).
 """
 
 from __future__ import annotations
@@ -33,14 +44,16 @@ from tinywindow.core.codec import CODEC
 from tinywindow.core.events import Event
 
 __all__ = [
-    "AgentOutcomeRecord", "AgentOutcomesScored", "CalibrationFitted", "ConsensusDecided", "ConsensusSettingsChanged", "SignalRecord", "UsedVote",
+    "AgentIC", "AgentOutcomeRecord", "AgentOutcomesScored", "CalibrationFitted", "ConsensusDecided", "ConsensusSettingsChanged", "SignalRecord", "UsedVote",
     "VoteRecord", "VotesRecorded", "WeightsLearned",
 ]
 
-VoteRecord: TypeAlias = tuple[str, int, str, str, int, float]  # symbol, ts, agent, model_version, action, confidence
-# symbol, action, confidence, agreement, votes, reason, decided
-SignalRecord: TypeAlias = tuple[str, int, float, float, int, str, bool]
-UsedVote: TypeAlias = tuple[str, str, int, float, str]  # symbol, agent, action, raw confidence, model_version
+# symbol, ts, agent, model_version, action, confidence, score
+VoteRecord: TypeAlias = tuple[str, int, str, str, int, float, float]
+# symbol, action, confidence, agreement, votes, reason, decided, score
+SignalRecord: TypeAlias = tuple[str, int, float, float, int, str, bool, float]
+UsedVote: TypeAlias = tuple[str, str, int, float, str, float]  # symbol, agent, action, raw confidence, model_version, score
+AgentIC: TypeAlias = tuple[str, int, float]  # agent, ts of the bar, its rank IC there
 # symbol, ts, agent, model_version, action, confidence, realized_return, reward (an AGENT_OUTCOMES row)
 AgentOutcomeRecord: TypeAlias = tuple[str, int, str, str, int, float, float, float]
 UNKNOWN_VERSION = "unknown"  # the model version of a vote journaled before versions were kept
@@ -64,13 +77,15 @@ class ConsensusDecided(Event):
 
 @dataclass(frozen=True, slots=True)
 class WeightsLearned(Event):
-    """Agents' new weights and cumulative (scored, hits), sorted by agent, and the decisions
-    that taught them."""
+    """Agents' new weights and cumulative (scored, hits), sorted by agent, the decisions
+    that taught them and (score mode) each agent's rank IC of every bar scored, in time order
+    (applying it adds them to the agent's IC history, its calibration factor)."""
 
     KIND: ClassVar[str] = "learned"
     weights: tuple[tuple[str, float], ...]
     stats: tuple[tuple[str, int, int], ...]  # agent, scored, hits
     keys: tuple[tuple[str, int], ...]  # (symbol, ts) of the decisions scored
+    ic: tuple[AgentIC, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +130,20 @@ def _enc_votes(e: VotesRecorded) -> dict[str, Any]:
     return {"rows": [list(r) for r in e.rows]}
 
 
+def derived_score(action: int, confidence: float) -> float:
+    """The score of a vote or signal journaled before scores existed: action x confidence
+    (as ``contracts.DERIVED`` derives a table's missing column)."""
+    return float(action * confidence)
+
+
 def _dec_votes(p: Mapping[str, Any], version: int) -> VotesRecorded:
+    if version == 1:
+        return VotesRecorded(tuple(
+            (str(s), int(ts), str(a), str(v), int(act), float(c), derived_score(int(act), float(c)))
+            for s, ts, a, v, act, c in p["rows"]
+        ))
     return VotesRecorded(tuple(
-        (str(s), int(ts), str(a), str(v), int(act), float(c)) for s, ts, a, v, act, c in p["rows"]
+        (str(s), int(ts), str(a), str(v), int(act), float(c), float(sc)) for s, ts, a, v, act, c, sc in p["rows"]
     ))
 
 
@@ -131,18 +157,31 @@ def v1_decided(action: int, reason: str) -> bool:
     return action != 0 or reason.startswith("HOLD (hold majority")
 
 
+def signal_record(row: list[Any] | tuple[Any, ...]) -> SignalRecord:
+    """A signal row of any version in today's form: v1 (six fields) lacks ``decided`` and
+    the score, v2 (seven) the score."""
+    s, a, c, g, n, r = row[:6]
+    decided = bool(row[6]) if len(row) > 6 else v1_decided(int(a), str(r))
+    score = float(row[7]) if len(row) > 7 else derived_score(int(a), float(c))
+    return (str(s), int(a), float(c), float(g), int(n), str(r), decided, score)
+
+
+def used_vote(row: list[Any] | tuple[Any, ...]) -> UsedVote:
+    """A used vote of any version in today's form: v1 (four fields) lacks the model version
+    and the score, v2 (five) the score."""
+    s, a, act, c = row[:4]
+    version = str(row[4]) if len(row) > 4 else UNKNOWN_VERSION
+    score = float(row[5]) if len(row) > 5 else derived_score(int(act), float(c))
+    return (str(s), str(a), int(act), float(c), version, score)
+
+
 def _dec_decided(p: Mapping[str, Any], version: int) -> ConsensusDecided:
-    if version == 1:
-        signals = tuple(
-            (str(s), int(a), float(c), float(g), int(n), str(r), v1_decided(int(a), str(r)))
-            for s, a, c, g, n, r in p["signals"]
-        )
-        used = tuple((str(s), str(a), int(act), float(c), UNKNOWN_VERSION) for s, a, act, c in p["used"])
-    else:
-        signals = tuple(
-            (str(s), int(a), float(c), float(g), int(n), str(r), bool(d)) for s, a, c, g, n, r, d in p["signals"]
-        )
-        used = tuple((str(s), str(a), int(act), float(c), str(v)) for s, a, act, c, v in p["used"])
+    width = {1: (6, 4), 2: (7, 5)}.get(version, (8, 6))
+    for key, n in zip(("signals", "used"), width, strict=True):
+        if any(len(r) != n for r in p[key]):
+            raise ValueError(f"decided v{version}: {key} rows must have {n} fields")
+    signals = tuple(signal_record(r) for r in p["signals"])
+    used = tuple(used_vote(u) for u in p["used"])
     return ConsensusDecided(int(p["at"]), signals, used)
 
 
@@ -151,6 +190,7 @@ def _enc_learned(e: WeightsLearned) -> dict[str, Any]:
         "weights": dict(e.weights),
         "stats": {a: {"scored": scored, "hits": hits} for a, scored, hits in e.stats},
         "keys": [list(k) for k in e.keys],
+        "ic": [list(x) for x in e.ic],
     }
 
 
@@ -159,6 +199,7 @@ def _dec_learned(p: Mapping[str, Any], version: int) -> WeightsLearned:
         tuple(sorted((str(a), float(w)) for a, w in p["weights"].items())),
         tuple(sorted((str(a), int(s["scored"]), int(s["hits"])) for a, s in p["stats"].items())),
         tuple((str(s), int(ts)) for s, ts in p["keys"]),
+        tuple((str(a), int(ts), float(ic)) for a, ts, ic in p.get("ic", [])) if version >= 2 else (),
     )
 
 
@@ -183,9 +224,9 @@ def _dec_calibrated(p: Mapping[str, Any], version: int) -> CalibrationFitted:
     )
 
 
-CODEC.register(VotesRecorded, _enc_votes, _dec_votes)
-CODEC.register(ConsensusDecided, _enc_decided, _dec_decided, version=2)
-CODEC.register(WeightsLearned, _enc_learned, _dec_learned)
+CODEC.register(VotesRecorded, _enc_votes, _dec_votes, version=2)
+CODEC.register(ConsensusDecided, _enc_decided, _dec_decided, version=3)
+CODEC.register(WeightsLearned, _enc_learned, _dec_learned, version=2)
 CODEC.register(AgentOutcomesScored, _enc_agent_outcomes, _dec_agent_outcomes)
 CODEC.register(CalibrationFitted, _enc_calibrated, _dec_calibrated)
 

@@ -21,7 +21,12 @@ the only mutation, live calls record typed events (``VotesRecorded``, ``Consensu
   previous action per symbol is state), and (3) refit an agent's calibration map every
   ``calibrate_every`` of its scored (directional, non-zero return) outcomes once it has
   ``calibration_min`` (isotonic, on its last ``calibration_window``; the fitted points are
-  journaled, so replay is exact).  An outcome seen before is ignored.  The last
+  journaled, so replay is exact).  In ``mode`` score the weights are learned from each
+  agent's rank IC per bar instead (``scoring.rank_ic``, ``update_weights_ic``: the
+  Spearman correlation of its scores with the returns over the symbols it voted on, all of
+  one bar's outcomes scored together); the ICs are journaled with the weights and kept per
+  agent (the last ``calibration_window``), and their mean is the agent's calibration factor
+  in score mode (``scoring.ic_scale``).  An outcome seen before is ignored.  The last
   ``decisions_kept`` decisions and agent outcomes are remembered.
 """
 
@@ -40,6 +45,7 @@ from tinywindow.consensus.calibration import Calibration, fit_calibration
 from tinywindow.consensus.config import STARTUP_ONLY, ConsensusConfig
 from tinywindow.consensus.events import (
     UNKNOWN_VERSION,
+    AgentIC,
     AgentOutcomeRecord,
     AgentOutcomesScored,
     CalibrationFitted,
@@ -47,8 +53,10 @@ from tinywindow.consensus.events import (
     ConsensusSettingsChanged,
     VotesRecorded,
     WeightsLearned,
+    derived_score,
     v1_decided,
 )
+from tinywindow.consensus.scoring import ic_scale, rank_ic, update_weights_ic
 from tinywindow.consensus.voting import (
     decide,
     directional_probability,
@@ -63,7 +71,7 @@ from tinywindow.durability.eventsourced import CommitHook, EventSourced, applies
 
 __all__ = ["ConsensusBook"]
 
-VoteRow = tuple[int, str, int, float]  # ts, model_version, action, confidence
+VoteRow = tuple[int, str, int, float, float]  # ts, model_version, action, confidence, score
 
 
 class ConsensusBook(EventSourced):
@@ -88,8 +96,8 @@ class ConsensusBook(EventSourced):
         self.stats: dict[str, dict[str, float]] = {a: {"scored": 0, "hits": 0} for a in self.agents}
         self.holders: set[str] = set()  # agents seen voting flat: they choose among 3 actions
         self.votes: dict[tuple[str, str], list[VoteRow]] = {}
-        # (symbol, ts) -> {"signal": [symbol, action, conf, agreement, votes, reason, decided],
-        #                  "used": [[agent, action, conf, model_version]...],
+        # (symbol, ts) -> {"signal": [symbol, action, conf, agreement, votes, reason, decided, score],
+        #                  "used": [[agent, action, conf, model_version, score]...],
         #                  "learned": True once its outcome scored the agents}
         self.decisions: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
         self.calibration: dict[str, Calibration] = {}
@@ -101,15 +109,19 @@ class ConsensusBook(EventSourced):
             a: deque(maxlen=cfg.calibration_window) for a in self.agents
         }
         self.cal_pending: dict[str, int] = {a: 0 for a in self.agents}
+        # per agent: (bar ts, rank IC) of its latest scored bars (score mode)
+        self.ic_samples: dict[str, deque[tuple[int, float]]] = {
+            a: deque(maxlen=cfg.calibration_window) for a in self.agents
+        }
         self.settings_overrides: dict[str, Any] = {}  # fields changed at runtime (ConsensusSettingsChanged)
         self.settings_id: str | None = None  # the change id of the last runtime settings change
 
     # ------------------------------------------------------------------ event core
     @applies(VotesRecorded)
     def _voted(self, e: VotesRecorded) -> None:
-        for symbol, ts, agent, version, action, conf in e.rows:
+        for symbol, ts, agent, version, action, conf, score in e.rows:
             rows = self.votes.setdefault((symbol, agent), [])
-            row = (ts, version, action, conf)
+            row = (ts, version, action, conf, score)
             if action == 0:
                 self.holders.add(agent)
             i = bisect.bisect_right([r[0] for r in rows], ts)
@@ -122,7 +134,7 @@ class ConsensusBook(EventSourced):
     def _decided(self, e: ConsensusDecided) -> None:
         by_symbol: dict[str, list[list[Any]]] = {}
         for u in e.used:  # one pass, not one scan of every used vote per signal
-            by_symbol.setdefault(u[0], []).append([u[1], u[2], u[3], u[4]])
+            by_symbol.setdefault(u[0], []).append([u[1], u[2], u[3], u[4], u[5]])
         for sig in e.signals:
             self.decisions[(sig[0], e.at)] = {"signal": list(sig), "used": by_symbol.get(sig[0], [])}
         while len(self.decisions) > self.cfg.decisions_kept:
@@ -138,6 +150,9 @@ class ConsensusBook(EventSourced):
             dec = self.decisions.get((symbol, ts))
             if dec is not None:
                 dec["learned"] = True
+        for agent, ts, ic in e.ic:
+            if agent in self.ic_samples:
+                self.ic_samples[agent].append((ts, ic))
 
     @applies(AgentOutcomesScored)
     def _agents_scored(self, e: AgentOutcomesScored) -> None:
@@ -173,6 +188,9 @@ class ConsensusBook(EventSourced):
         for a, samples in self.cal_samples.items():
             if samples.maxlen != cfg.calibration_window:
                 self.cal_samples[a] = deque(samples, maxlen=cfg.calibration_window)
+        for a, ics in self.ic_samples.items():
+            if ics.maxlen != cfg.calibration_window:
+                self.ic_samples[a] = deque(ics, maxlen=cfg.calibration_window)
 
     def _uninformed(self, agent: str) -> float:
         """An agent's no-information confidence: 1/3 once seen voting flat, else 1/2."""
@@ -190,14 +208,15 @@ class ConsensusBook(EventSourced):
         """Buffer a VOTES batch (validated as it enters); returns the rows accepted."""
         t = validate(votes, VOTES, source="consensus.submit_votes")
         rows = [
-            (str(s), int(ts), str(a), str(v), int(act), float(c))
-            for s, ts, a, v, act, c in zip(
+            (str(s), int(ts), str(a), str(v), int(act), float(c), float(sc))
+            for s, ts, a, v, act, c, sc in zip(
                 t.column("symbol").cast(pa.string()).to_pylist(),
                 t.column("ts").cast(pa.int64()).to_pylist(),
                 t.column("agent").to_pylist(),
                 t.column("model_version").to_pylist(),
                 t.column("action").to_pylist(),
                 t.column("confidence").to_pylist(),
+                t.column("score").to_pylist(),
                 strict=True,
             )
         ]
@@ -207,10 +226,11 @@ class ConsensusBook(EventSourced):
         return len(rows)
 
     def _votes_table(self) -> pa.Table:
-        cols: dict[str, list[Any]] = {k: [] for k in ("symbol", "ts", "agent", "model_version", "action", "confidence")}
+        names = ("symbol", "ts", "agent", "model_version", "action", "confidence", "score")
+        cols: dict[str, list[Any]] = {k: [] for k in names}
         for (symbol, agent), rows in sorted(self.votes.items()):
-            for ts, version, action, conf in rows:
-                for k, v in zip(cols, (symbol, ts, agent, version, action, conf), strict=True):
+            for ts, version, action, conf, score in rows:
+                for k, v in zip(cols, (symbol, ts, agent, version, action, conf, score), strict=True):
                     cols[k].append(v)
         return pa.table(
             {
@@ -220,13 +240,20 @@ class ConsensusBook(EventSourced):
                 "model_version": pa.array(cols["model_version"], pa.string()),
                 "action": pa.array(cols["action"], pa.int8()),
                 "confidence": pa.array(cols["confidence"], pa.float32()),
+                "score": pa.array(cols["score"], pa.float32()),
             }
         )
 
     def _signals(self, votes: pa.Table, at: int) -> tuple[pa.Table, Any]:
         """The one decision function of the trading path and of ``preview``: ``decide`` with
-        this consensus's agents, weights, known flat-voters and calibration maps."""
-        return decide(votes, at, self.agents, self.weights, self.cfg, self.holders, self.calibration)
+        this consensus's agents, weights, known flat-voters and calibration maps (score mode:
+        the agents' IC-based calibration factors)."""
+        return decide(votes, at, self.agents, self.weights, self.cfg, self.holders, self.calibration,
+                      self.ic_scales() if self.cfg.mode == "score" else None)
+
+    def ic_scales(self) -> dict[str, float]:
+        """Each agent's calibration factor in score mode (``scoring.ic_scale``)."""
+        return {a: ic_scale([ic for _ts, ic in self.ic_samples[a]], self.cfg) for a in self.agents}
 
     def preview(self, votes: pa.Table, at: int | None = None) -> pa.Table:
         """SIGNALS from ``votes`` alone at ``at`` (default: their latest ts), with the current
@@ -248,9 +275,9 @@ class ConsensusBook(EventSourced):
             self.record(ConsensusDecided(
                 at,
                 tuple((r["symbol"], r["action"], r["confidence"], r["agreement"], r["votes"], r["reason"],
-                       bool(r["decided"])) for r in fresh),
-                tuple((s, a, int(act), float(c), str(v))
-                      for s, a, v, act, c in used.itertuples(index=False) if s in names),
+                       bool(r["decided"]), float(r["score"])) for r in fresh),
+                tuple((s, a, int(act), float(c), str(v), float(sc))
+                      for s, a, v, act, c, sc in used.itertuples(index=False) if s in names),
             ))
         self.commit()
         return self.signals_at(at, [r["symbol"] for r in rows])
@@ -260,7 +287,7 @@ class ConsensusBook(EventSourced):
         got = [self.decisions[(s, at)]["signal"] for s in sorted(symbols) if (s, at) in self.decisions]
         return signals_table(
             at, [g[0] for g in got], [g[1] for g in got], [g[2] for g in got], [g[3] for g in got],
-            [g[4] for g in got], [g[5] for g in got], [bool(g[6]) for g in got],
+            [g[4] for g in got], [g[5] for g in got], [bool(g[6]) for g in got], score=[g[7] for g in got],
         )
 
     def learn(self, outcomes: pa.Table) -> pa.Table:
@@ -284,7 +311,7 @@ class ConsensusBook(EventSourced):
             a = np.zeros(len(self.agents), np.int8)
             c = np.zeros(len(self.agents))
             v = np.zeros(len(self.agents), bool)
-            for agent, act, conf, _version in dec["used"]:
+            for agent, act, conf, _version, _score in dec["used"]:
                 if agent in col:
                     a[col[agent]], c[col[agent]], v[col[agent]] = act, conf, True
             scored_votes.append((symbol, int(ts), float(ret), dec["used"]))
@@ -300,6 +327,9 @@ class ConsensusBook(EventSourced):
             w, hits, scored = update_weights(
                 w0, np.array(actions), np.array(confs), np.array(valid), np.array(rets), self.cfg, uninformed
             )
+            ic_rows: list[AgentIC] = []
+            if self.cfg.mode == "score":  # weights from rank ICs; the hit counts stay directional
+                w, ic_rows = self._learn_ic(w0, scored_votes)
             stats = {
                 a: {"scored": self.stats[a]["scored"] + int(scored[i]), "hits": self.stats[a]["hits"] + int(hits[i])}
                 for i, a in enumerate(self.agents)
@@ -308,6 +338,7 @@ class ConsensusBook(EventSourced):
                 tuple(sorted(zip(self.agents, map(float, w), strict=True))),
                 tuple(sorted((a, int(st["scored"]), int(st["hits"])) for a, st in stats.items())),
                 tuple((symbol, ts) for symbol, ts in keys),
+                tuple(ic_rows),
             ))
         rows = self._agent_outcomes(scored_votes)
         if rows:
@@ -316,12 +347,34 @@ class ConsensusBook(EventSourced):
         self.commit()
         return agent_outcomes_table(rows)
 
+    def _learn_ic(
+        self, w0: np.ndarray, scored: Sequence[tuple[str, int, float, list[Any]]],
+    ) -> tuple[np.ndarray, list[AgentIC]]:
+        """Score mode: each bar's rank IC per agent over the decisions of ``scored`` (in time
+        order) and the weights they lead to; returns (weights, (agent, ts, IC) scored)."""
+        col = {a: i for i, a in enumerate(self.agents)}
+        bars: dict[int, list[tuple[float, list[Any]]]] = {}
+        for _symbol, ts, ret, used in scored:
+            bars.setdefault(ts, []).append((ret, used))
+        ics, rows = [], []
+        for ts, decisions in bars.items():
+            s = np.zeros((len(decisions), len(self.agents)))
+            v = np.zeros(s.shape, bool)
+            for g, (_ret, used) in enumerate(decisions):
+                for agent, _act, _conf, _version, score in used:
+                    if agent in col:
+                        s[g, col[agent]], v[g, col[agent]] = score, True
+            ic = rank_ic(s, v, np.array([ret for ret, _ in decisions]), self.cfg.min_names)
+            ics.append(ic)
+            rows += [(a, ts, float(ic[i])) for i, a in enumerate(self.agents) if np.isfinite(ic[i])]
+        return update_weights_ic(w0, np.array(ics).reshape(len(ics), len(self.agents)), self.cfg), rows
+
     def _agent_outcomes(self, scored: Sequence[tuple[str, int, float, list[Any]]]) -> list[AgentOutcomeRecord]:
         """Each used vote's own outcome, in time order, against its agent's previous action."""
         prev = dict(self.last_action)
         rows: list[AgentOutcomeRecord] = []
         for symbol, ts, ret, used in scored:
-            for agent, act, conf, version in sorted(used, key=lambda u: str(u[0])):
+            for agent, act, conf, version, _score in sorted(used, key=lambda u: str(u[0])):
                 before = prev.get((agent, symbol), 0)
                 reward = act * ret - self.cost * abs(act - before)
                 prev[(agent, symbol)] = act
@@ -383,6 +436,7 @@ class ConsensusBook(EventSourced):
             "agent_outcomes": [list(r) for r in self.agent_outcomes],
             "cal_samples": {a: [list(x) for x in xs] for a, xs in self.cal_samples.items()},
             "cal_pending": dict(self.cal_pending),
+            "ic_samples": {a: [list(x) for x in xs] for a, xs in self.ic_samples.items()},
             **({} if self.settings_id is None else {"settings": {  # none changed: as before they existed
                 "overrides": dict(sorted(self.settings_overrides.items())), "change_id": self.settings_id}}),
         }
@@ -401,7 +455,7 @@ class ConsensusBook(EventSourced):
         self.weights = {a: float(w) for a, w in d["weights"].items()}
         self.stats = {a: dict(s) for a, s in d["stats"].items()}
         self.holders = set(d.get("holders", []))
-        self.votes = {(s, a): [(int(r[0]), str(r[1]), int(r[2]), float(r[3])) for r in rows] for s, a, rows in d["votes"]}
+        self.votes = {(s, a): [_vote_row(r) for r in rows] for s, a, rows in d["votes"]}
         self.decisions = OrderedDict(((s, int(ts)), _decision(dd)) for s, ts, dd in d["decisions"])
         # a checkpoint written before per-agent outcomes and calibration has none of these
         self.calibration = {
@@ -419,16 +473,36 @@ class ConsensusBook(EventSourced):
             self.cal_samples[a].clear()
             self.cal_samples[a].extend((float(p), int(h)) for p, h in saved.get(a, []))
         self.cal_pending = {a: int(d.get("cal_pending", {}).get(a, 0)) for a in self.agents}
+        saved_ic = d.get("ic_samples", {})  # none before the score consensus
+        for a in self.agents:
+            self.ic_samples[a].clear()
+            self.ic_samples[a].extend((int(ts), float(ic)) for ts, ic in saved_ic.get(a, []))
+
+
+def _vote_row(r: Sequence[Any]) -> VoteRow:
+    """A checkpointed vote in today's form (one checkpointed before scores lacks its score)."""
+    score = float(r[4]) if len(r) > 4 else derived_score(int(r[2]), float(r[3]))
+    return (int(r[0]), str(r[1]), int(r[2]), float(r[3]), score)
 
 
 def _decision(d: Mapping[str, Any]) -> dict[str, Any]:
-    """A checkpointed decision in today's form (a v1 one lacks ``decided`` and versions)."""
+    """A checkpointed decision in today's form (a v1 one lacks ``decided`` and versions, one
+    written before scores its scores: action x confidence)."""
     out = dict(d)
     sig = list(out["signal"])
     if len(sig) == 6:
         sig.append(v1_decided(int(sig[1]), str(sig[5])))
+    if len(sig) == 7:
+        sig.append(derived_score(int(sig[1]), float(sig[2])))
     out["signal"] = sig
-    out["used"] = [list(u) if len(u) == 4 else [*u, UNKNOWN_VERSION] for u in out["used"]]
+    used = []
+    for u in map(list, out["used"]):  # agent, action, conf[, model_version[, score]]
+        if len(u) == 3:
+            u.append(UNKNOWN_VERSION)
+        if len(u) == 4:
+            u.append(derived_score(int(u[1]), float(u[2])))
+        used.append(u)
+    out["used"] = used
     return out
 
 

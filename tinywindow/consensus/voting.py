@@ -37,13 +37,17 @@ as well as accuracy).  Weights move multiplicatively, ``w *= exp(-lr * (score - 
 (0.25 is the score of an uninformed 0.5 forecast: better than chance grows, worse
 shrinks), bounded to ``[min_weight, max_weight]``.  Hold votes and zero returns are not
 scored.
+
+Scores: every VOTES row carries the agent's cross-sectional ``score``.  In ``mode`` vote the
+SIGNALS ``score`` is the weight-normalised mean of the valid votes' scores (raw, uncalibrated;
+0 with no valid vote) and nothing else changes; in ``mode`` score the decision itself is
+made from the scores (``tinywindow.consensus.scoring``: ``combine_scores``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from enum import IntEnum
 
 import numpy as np
 import pandas as pd
@@ -51,27 +55,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tinywindow.consensus.calibration import Calibration
+from tinywindow.consensus.codes import ACTION_TEXT, CODE_TEXT, NO_DECISION_TEXT, Code
 from tinywindow.consensus.config import ConsensusConfig
+from tinywindow.consensus.scoring import ScoreConsensus, combine_scores, explain_scores
 from tinywindow.contracts import SIGNALS, VOTES, validate
 
+__all__ = [
+    "NO_DECISION_TEXT", "Code", "Consensus", "ScoreConsensus", "combine", "combine_scores", "decide",
+    "directional_probability", "explain", "latest_votes", "signals_table", "update_weights",
+]
+
 UNINFORMED_BRIER = 0.25
-
-
-class Code(IntEnum):
-    """Why a consensus decided what it did: DECIDED (long or short) and FLAT are decisions,
-    the others are no-decisions (action 0, ``decided`` False).  FLAT was HOLD_MAJORITY when
-    a flat majority was a fallback (same value)."""
-
-    DECIDED = 0
-    NO_QUORUM = 1
-    FLAT = 2
-    TIE = 3
-    DISAGREEMENT = 4
-    LOW_CONFIDENCE = 5
-
-    @property
-    def is_decision(self) -> bool:
-        return self in (Code.DECIDED, Code.FLAT)
 
 
 @dataclass(frozen=True)
@@ -184,17 +178,6 @@ def update_weights(
 
 # --------------------------------------------------------------------------- tables
 
-_CODE_TEXT = {
-    Code.DECIDED: "decided",
-    Code.NO_QUORUM: "no quorum",
-    Code.FLAT: "flat majority",
-    Code.TIE: "tie",
-    Code.DISAGREEMENT: "disagreement",
-    Code.LOW_CONFIDENCE: "low confidence",
-}
-_ACTION_TEXT = {-1: "SHORT", 0: "FLAT", 1: "LONG"}
-NO_DECISION_TEXT = "NO DECISION"
-
 
 def explain(
     res: Consensus, g: int, agents: Sequence[str], a: np.ndarray, c: np.ndarray,
@@ -204,10 +187,10 @@ def explain(
     (``raw``: the directional probability before calibration, shown where it differs)."""
     code = Code(int(res.code[g]))
     if code.is_decision:
-        head = _ACTION_TEXT[int(res.action[g])]
+        head = ACTION_TEXT[int(res.action[g])]
     else:
-        majority = _ACTION_TEXT[int(res.winner[g])] if res.agreement[g] > 0 else "none"
-        head = f"{NO_DECISION_TEXT} ({_CODE_TEXT[code]}; majority {majority})"
+        majority = ACTION_TEXT[int(res.winner[g])] if res.agreement[g] > 0 else "none"
+        head = f"{NO_DECISION_TEXT} ({CODE_TEXT[code]}; majority {majority})"
     parts = [
         head,
         f"confidence {res.confidence[g]:.3f} vs threshold {cfg.threshold:.3f}",
@@ -236,6 +219,7 @@ def latest_votes(votes: pa.Table, at_ns: int) -> pd.DataFrame:
             "model_version": votes.column("model_version").to_numpy(zero_copy_only=False),
             "action": votes.column("action").to_numpy(),
             "confidence": votes.column("confidence").to_numpy().astype(np.float64),
+            "score": votes.column("score").to_numpy().astype(np.float64),
         }
     )
     df = df[df["ts"] <= at_ns]
@@ -253,22 +237,23 @@ def decide(
     cfg: ConsensusConfig,
     holders: Collection[str] = (),
     calibration: Mapping[str, Calibration] | None = None,
+    scales: Mapping[str, float] | None = None,
 ) -> tuple[pa.Table, pd.DataFrame]:
     """SIGNALS at time ``at_ns`` for every symbol with a vote, from each agent's latest vote.
 
     ``agents`` are the agents expected to vote (an unknown agent's votes are ignored).
-    Directional votes count with their ``directional_probability``: agents in ``holders``
-    (known to vote flat, i.e. to choose among three actions) or with a flat vote in
-    ``votes`` are uninformed at 1/3, the others at 1/2, so a three-action policy's 0.45 and a
-    two-action model's 0.59 weigh the same; then each agent's ``calibration`` map (if any)
-    turns that into the hit rate it achieves.  Returns the validated SIGNALS table and the
-    valid votes that decided it (symbol, agent, model_version, action, raw confidence), which
-    the caller keeps to score agents once outcomes arrive.
+    ``cfg.mode`` vote: directional votes count with their ``directional_probability``:
+    agents in ``holders`` (known to vote flat, i.e. to choose among three actions) or with a
+    flat vote in ``votes`` are uninformed at 1/3, the others at 1/2, so a three-action
+    policy's 0.45 and a two-action model's 0.59 weigh the same; then each agent's
+    ``calibration`` map (if any) turns that into the hit rate it achieves.  ``cfg.mode``
+    score: ``combine_scores`` over the symbols of the bar, each agent's standardised score
+    times its factor in ``scales`` (its IC-based calibration, 1 where absent).  Returns the
+    validated SIGNALS table and the valid votes that decided it (symbol, agent,
+    model_version, action, raw confidence, score), which the caller keeps to score agents
+    once outcomes arrive.
     """
     votes = validate(votes, VOTES, source="consensus")
-    holding = set(holders) | set(
-        votes.filter(pc.equal(votes.column("action"), 0)).column("agent").to_pylist()
-    )
     latest = latest_votes(votes, at_ns)
     agents = list(agents)
     if latest.empty:
@@ -280,30 +265,51 @@ def decide(
     shape = (len(symbols), len(agents))
     a = np.zeros(shape, dtype=np.int8)
     c = np.zeros(shape)
+    sc = np.zeros(shape)
     status = np.full(shape, "missing", dtype=object)
     gi = latest["symbol"].map(g_of).to_numpy()
     ai = latest["agent"].map(a_of).to_numpy()
     age_s = (at_ns - latest["ts"].to_numpy()) / 1e9
     a[gi, ai] = latest["action"].to_numpy()
     c[gi, ai] = latest["confidence"].to_numpy()
+    sc[gi, ai] = latest["score"].to_numpy()
     fresh = age_s <= cfg.stale_after_s
     status[gi, ai] = np.where(fresh, "ok", [f"stale {x:.0f}s" for x in age_s])
     valid = status == "ok"
     w = np.array([float(weights.get(name, 1.0)) for name in agents])
+    used = latest[fresh][["symbol", "agent", "model_version", "action", "confidence", "score"]].reset_index(drop=True)
+    if cfg.mode == "score":
+        k = np.array([float((scales or {}).get(name, 1.0)) for name in agents])
+        res = combine_scores(sc, valid, w, cfg, k)
+        reasons = [explain_scores(res, g, agents, sc, status, w, k, cfg) for g in range(len(symbols))]
+        table = signals_table(at_ns, symbols, res.action, res.confidence, res.agreement, res.votes, reasons,
+                              res.decided, score=res.score)
+        return table, used
+    holding = set(holders) | set(
+        votes.filter(pc.equal(votes.column("action"), 0)).column("agent").to_pylist()
+    )
     u = np.array([1 / 3 if name in holding else 0.5 for name in agents])
     p_dir = directional_probability(c, u[None, :])
     cal = calibration or {}
     p_cal = np.column_stack([cal[name](p_dir[:, i]) if name in cal else p_dir[:, i] for i, name in enumerate(agents)])
     c_dir = np.where(a != 0, p_cal, c)
-    res = combine(a, c_dir, valid, w, cfg)
+    res_v = combine(a, c_dir, valid, w, cfg)
     raw = np.where(a != 0, p_dir, c)
-    reasons = [explain(res, g, agents, a, c_dir, status, w, cfg, raw) for g in range(len(symbols))]
+    reasons = [explain(res_v, g, agents, a, c_dir, status, w, cfg, raw) for g in range(len(symbols))]
     table = signals_table(
-        at_ns, symbols, res.action, res.confidence.astype(np.float32), res.agreement.astype(np.float32),
-        res.votes, reasons, res.decided,
+        at_ns, symbols, res_v.action, res_v.confidence, res_v.agreement, res_v.votes, reasons, res_v.decided,
+        score=mean_vote_score(sc, valid, w),
     )
-    used = latest[fresh][["symbol", "agent", "model_version", "action", "confidence"]].reset_index(drop=True)
     return table, used
+
+
+def mean_vote_score(scores: np.ndarray, valid: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Vote mode's SIGNALS score [G]: the weight-normalised mean of the valid votes' scores
+    [G, A] (0 where no vote is valid)."""
+    wv = np.where(valid, np.asarray(weights, dtype=np.float64)[None, :], 0.0)
+    total = wv.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(total > 0, (wv * np.where(valid, scores, 0.0)).sum(axis=1) / total, 0.0)
 
 
 def signals_table(
@@ -315,19 +321,21 @@ def signals_table(
     votes: Sequence[int] | np.ndarray,
     reason: Sequence[str],
     decided: Sequence[bool] | np.ndarray,
+    score: Sequence[float] | np.ndarray | None = None,
 ) -> pa.Table:
     """The validated SIGNALS table of decisions at ``at_ns``, one row per symbol (the one
-    place a SIGNALS table is built, for fresh and for recorded decisions)."""
-    table = pa.table(
-        {
-            "symbol": pa.array(symbols, pa.string()),
-            "ts": pa.array(np.full(len(symbols), at_ns, dtype=np.int64)).cast(pa.timestamp("ns", tz="UTC")),
-            "action": pa.array(action, pa.int8()),
-            "decided": pa.array(np.asarray(decided, dtype=bool), pa.bool_()),
-            "confidence": pa.array(confidence, pa.float32()),
-            "agreement": pa.array(agreement, pa.float32()),
-            "votes": pa.array(votes, pa.int16()),
-            "reason": pa.array(reason, pa.string()),
-        }
-    )
-    return validate(table, SIGNALS, source="consensus")
+    place a SIGNALS table is built, for fresh and for recorded decisions).  ``score`` None:
+    derived as action x confidence (``contracts.DERIVED``)."""
+    cols = {
+        "symbol": pa.array(symbols, pa.string()),
+        "ts": pa.array(np.full(len(symbols), at_ns, dtype=np.int64)).cast(pa.timestamp("ns", tz="UTC")),
+        "action": pa.array(action, pa.int8()),
+        "decided": pa.array(np.asarray(decided, dtype=bool), pa.bool_()),
+        "confidence": pa.array(np.asarray(confidence, dtype=np.float32), pa.float32()),
+        "agreement": pa.array(np.asarray(agreement, dtype=np.float32), pa.float32()),
+        "votes": pa.array(votes, pa.int16()),
+        "reason": pa.array(reason, pa.string()),
+    }
+    if score is not None:
+        cols["score"] = pa.array(np.asarray(score, dtype=np.float32), pa.float32())
+    return validate(pa.table(cols), SIGNALS, source="consensus")

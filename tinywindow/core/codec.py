@@ -9,7 +9,7 @@ kind.  Version 1 is the format journals were written in before the typed events 
 it is written *without* the key (an absent ``"v"`` reads as 1): journals written by older
 code verify and replay unchanged.  A kind whose spelling changed registers a later version
 (``register(..., version=N)``): it writes ``"v": N`` and its decoder receives the version to
-read every older one (``ConsensusDecided`` is at 2; every other kind is still 1).  A payload from a newer codec than this code knows is refused
+read every older one (``ConsensusDecided`` is at 3, ``VotesRecorded`` and ``WeightsLearned`` at 2; every other kind is still 1).  A payload from a newer codec than this code knows is refused
 (``IntegrityError``): replaying what we cannot read would silently corrupt the state.
 
 ``canonical(event)`` is the event as a replay will read it back, ``decode(payload(event))``.
