@@ -143,6 +143,13 @@ class PortfolioActor(SettingsParticipant):
         return self.durable.checkpoint()
 
     # ------------------------------------------------------------------ views
+    def weights(self) -> pa.Table:
+        """The WEIGHTS portfolio construction chose at the latest bar it traded (empty when
+        ``portfolio.construction.method`` is none)."""
+        from tinywindow.execution.tables import weights_table
+
+        return weights_table(self.engine.last_weights)
+
     def snapshot(self) -> dict[str, Any]:
         """Cash, equity, positions (qty, average price), P&L, state: strings are exact."""
         p = self.engine.portfolio

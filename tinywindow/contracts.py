@@ -88,6 +88,7 @@ WEIGHTS = _contract(
         *FEATURE_KEYS,
         pa.field("weight", pa.float64(), nullable=False),
         pa.field("score", pa.float32(), nullable=False),
+        pa.field("confidence", pa.float32(), nullable=False),  # the signal's, for the risk floor
         pa.field("reason", pa.string(), nullable=False),
     ],
 )
@@ -324,8 +325,10 @@ def _votes_rules(table: pa.Table) -> list[Violation]:
 
 def _weights_rules(table: pa.Table) -> list[Violation]:
     w = _np(table, "weight")
+    conf = _np(table, "confidence")
     return [
         Violation("weight is NaN or infinite", "weight", ~np.isfinite(w)),
+        Violation("confidence not in [0, 1]", "confidence", ~((conf >= 0) & (conf <= 1))),
         Violation("score is NaN or infinite", "score", ~np.isfinite(_np(table, "score"))),
     ]
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from actors.training.train import TrainResult, fit, scores_json, set_threads
+from actors.training.train import TrainResult, fit, scores_json, set_threads, training_features
 from tinywindow.config import Config
 from tinywindow.models import promotion
 from tinywindow.models.evaluation import walkforward as wf
@@ -55,6 +55,7 @@ def train_challenger(
     """Train, score and publish a challenger (see the module docstring)."""
     set_threads(threads)
     seed = cfg.agents.seed if seed is None else seed
+    features = training_features(features, cfg.agents)
     series = to_series(features)
     split = promotion.gate_split(series, cfg.agents)
     train = wf.training_part(series, split)

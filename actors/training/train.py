@@ -58,6 +58,16 @@ def bundled_features(datasets: Sequence[str] = BUNDLED) -> pa.Table:
     return features.compute(BundledSource("bundled", datasets).table())
 
 
+def training_features(features: pa.Table, agents: AgentConfig) -> pa.Table:
+    """The FEATURES an agent learns from: rank-normalised across each bar's symbols when
+    ``agents.cross_sectional`` (the same transform its predictor applies before voting)."""
+    if not agents.cross_sectional:
+        return features
+    from tinywindow.models.xs import xs_normalize
+
+    return xs_normalize(features)
+
+
 def set_threads(threads: int) -> None:
     """Threads torch may use in this process (RLlib's learner and inference)."""
     import torch
@@ -95,16 +105,23 @@ def fit(
 
         assert isinstance(params, PPOParams)
         warm = None
-        if isinstance(init, RLPredictor) and init.agent == agent and init.model_config == params.model_config_dict():
+        wanted = {**params.model_config_dict(), **({"cross_sectional": True} if agents.cross_sectional else {})}
+        if isinstance(init, RLPredictor) and init.agent == agent and init.model_config == wanted:
             warm = init.weights()
         rl, stats = train_ppo(
-            agent, matched.series, normalizer, agents.window, agents.cost, params, seed, init_weights=warm, weights=weights
+            agent, matched.series, normalizer, agents.window, agents.cost, params, seed, init_weights=warm, weights=weights,
+            cross_sectional=agents.cross_sectional,
         )
         return rl, {**stats.to_json(), "warm_start": warm is not None,
                     "outcomes": matched.to_json("realized returns and reward weights of traded bars")}
     from tinywindow.models.xgb.train import train_xgb
 
     assert isinstance(params, XGBParams)
+    if agents.cross_sectional:
+        from tinywindow.models.xgb.xs import train_xgb_xs
+
+        ranker, xs_stats = train_xgb_xs(matched.series, normalizer, agents.window, params, seed, weights=weights, threads=threads)
+        return ranker, {**xs_stats, "outcomes": matched.to_json("forward returns of traded bars and sample weights")}
     model, xgb_stats = train_xgb(matched.series, normalizer, agents.window, params, seed, weights=weights, threads=threads)
     return model, {**xgb_stats, "outcomes": matched.to_json("labels (sign of realized return) and sample weights")}
 
@@ -154,6 +171,7 @@ def train_agent(
     one validated: its signed metrics are its own."""
     set_threads(threads)
     seed = cfg.agents.seed if seed is None else seed
+    features = training_features(features, cfg.agents)
     series = to_series(features)
     if last_bars is not None:
         series = [s.tail(last_bars) for s in series]
@@ -200,6 +218,7 @@ def walk_forward(
     (the unlocked keystore) reads a sealed tuned file when one exists."""
     set_threads(threads)
     seed = cfg.agents.seed if seed is None else seed
+    features = training_features(features, cfg.agents)
     series = to_series(features)
     names = feature_names(features)
     splits = wf.make_splits(series, first_train_end, folds, cfg.agents.valid_bars, embargo(cfg.agents))

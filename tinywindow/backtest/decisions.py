@@ -243,6 +243,7 @@ class EngineRun:
     decisions: dict[str, int]  # long / short / flat / no decision
     outcomes_learned: int
     weights: dict[str, float]
+    signals: pa.Table | None = None  # every SIGNALS table decided, when ``trade`` was asked to keep them
 
     @property
     def returns(self) -> np.ndarray:
@@ -265,6 +266,7 @@ def trade(
     start: int,
     end: int,
     learn: bool = True,
+    keep_signals: bool = False,
 ) -> EngineRun:
     """Replay ``bars`` (warm-up before ``start``: marks and volatility only) and, from
     ``start`` to ``end``, each bar's VOTES -> ``ConsensusBook.decide`` -> the engine's
@@ -288,6 +290,7 @@ def trade(
     ts_out, eq_out = [], []
     orders = learned = seq = 0
     counts = {"long": 0, "short": 0, "flat": 0, "no decision": 0}
+    kept: list[pa.Table] = []
     for ts in sorted(by_ts):
         if ts < start:
             engine.on_bars(by_ts[ts])
@@ -296,6 +299,8 @@ def trade(
         if idx is not None and len(idx):
             book_.submit_votes(votes.take(pa.array(idx)))
             sig = book_.decide(ts)
+            if keep_signals:
+                kept.append(sig)
             engine.on_bars(by_ts[ts])
             dec = decided_mask(sig)
             for a, d in zip(sig.column("action").to_pylist(), dec, strict=True):
@@ -312,4 +317,5 @@ def trade(
                 learned += len(realized)
         ts_out.append(ts)
         eq_out.append(float(engine.portfolio.equity()))
-    return EngineRun(name, np.asarray(ts_out, np.int64), np.asarray(eq_out), orders, counts, learned, dict(book_.weights))
+    return EngineRun(name, np.asarray(ts_out, np.int64), np.asarray(eq_out), orders, counts, learned, dict(book_.weights),
+                     pa.concat_tables(kept) if kept else None)

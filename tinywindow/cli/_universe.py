@@ -42,6 +42,16 @@ def check(path: str | Path, overrides: Sequence[str] = (), mode: str | None = No
     lines.append(f"  costs: commission {p.commission_bps:g} bps (min ${p.commission_min_usd:g}, "
                  f"${p.commission_per_share_usd:g}/share), slippage {p.slippage_bps:g} bps; cash ${p.initial_cash_usd:,.0f}; "
                  f"no decision -> {p.no_decision}")
+    c = p.construction
+    if c.method == "none":
+        lines.append("  sizing: each symbol alone (volatility-targeted +-1 exposure; portfolio.construction.method none)")
+    else:
+        lines.append(f"  sizing: portfolio construction {c.method}, {'long-only' if c.long_only else 'long-short'}, "
+                     f"gross <= {c.gross:g}, net {c.net_min:g}..{c.net_max:g}, max weight {c.max_weight:g}, "
+                     f"turnover penalty {c.turnover_penalty:g}, vol target {c.vol_target}, covariance over "
+                     f"{c.lookback} bars (Ledoit-Wolf)")
+    lines.append(f"  consensus: {cfg.consensus.mode} mode" + (" (weighted z-score of the agents' scores)"
+                 if cfg.consensus.mode == "score" else "") + f"; agents cross-sectional: {cfg.agents.cross_sectional}")
     from tinywindow.engine.config import periods_per_year
 
     if periods_per_year(cfg.run.bar) != r.periods_per_year:

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field
 
 from tinywindow.core.settings import Section
+from tinywindow.portfolio.config import ConstructionConfig
 
 
 class PortfolioConfig(Section):
@@ -28,3 +29,7 @@ class PortfolioConfig(Section):
     events_kept: int = Field(default=100_000, ge=1, le=100_000_000)  # outcomes / risk events held in memory
     num_cpus: float = Field(default=0.05, ge=0.0, le=1024)
     no_decision: Literal["flat", "keep"] = "flat"
+    # target weights of the whole book from the consensus scores, under constraints, with an
+    # optimiser (``tinywindow.portfolio``); method "none" sizes each symbol alone (the
+    # volatility-targeted +-1 exposure)
+    construction: ConstructionConfig = ConstructionConfig()

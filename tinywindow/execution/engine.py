@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
+
 from tinywindow.core.codec import CODEC
 from tinywindow.core.events import Event
 from tinywindow.core.money import ZERO, canonical_decimal, dec_str, to_canonical_decimal, to_decimal
@@ -74,7 +76,7 @@ from tinywindow.risk.config import STARTUP_ONLY, RiskConfig
 from tinywindow.risk.events import RiskDenied
 from tinywindow.risk.volatility import VolBook
 
-__all__ = ["BarRow", "SignalRow", "TradingEngine"]
+__all__ = ["BarRow", "SignalRow", "TradingEngine", "WeightRow"]
 
 NEVER = -(2**63)  # before any timestamp
 
@@ -95,6 +97,28 @@ class SignalRow:
     confidence: float
     reason: str = ""
     decided: bool = True  # False: the consensus fell back (action 0); portfolio.no_decision says what to do
+    score: float | None = None  # the consensus's cross-sectional score (None: action x confidence)
+
+    @property
+    def view(self) -> float:
+        """The score portfolio construction reads: none (NaN) without a decision."""
+        if not self.decided:
+            return math.nan
+        return float(self.action * self.confidence) if self.score is None else float(self.score)
+
+
+@dataclass(frozen=True)
+class WeightRow:
+    """One row of WEIGHTS: the target weight (signed fraction of equity) of ``symbol`` at
+    ``ts`` that portfolio construction chose, the score it came from, the signal's
+    confidence (for the risk floor) and why."""
+
+    symbol: str
+    ts: int
+    weight: float
+    score: float
+    confidence: float
+    reason: str
 
 
 class TradingEngine(EventSourced):
@@ -124,6 +148,13 @@ class TradingEngine(EventSourced):
         self.equity_curve: deque[tuple[int, Decimal]] = deque(maxlen=portfolio.events_kept)
         self.settings_overrides: dict[str, Any] = {}  # risk fields changed at runtime (RiskSettingsChanged)
         self.settings_id: str | None = None  # the change id of the last runtime settings change
+        # portfolio construction (``portfolio.construction``): the closes it estimates risk
+        # from (kept by applying BarMarked, so replay rebuilds them) and its optimiser
+        self.construction = portfolio.construction
+        self.constructing = self.construction.method != "none"
+        self.close_history: deque[tuple[int, dict[str, float]]] = deque(maxlen=self.construction.lookback + 1)
+        self._constructor: Any = None
+        self.last_weights: list[WeightRow] = []  # the latest bar's WEIGHTS (a view; not state)
 
     # ------------------------------------------------------------------ views of the parts
     @property
@@ -183,6 +214,11 @@ class TradingEngine(EventSourced):
         for s, c in closes.items():
             self.last_bar_ts[s] = e.ts
             self.vol.tracker(s).update(float(c))
+        if self.constructing:
+            if self.close_history and self.close_history[-1][0] == e.ts:
+                self.close_history[-1][1].update({s: float(c) for s, c in closes.items()})
+            else:
+                self.close_history.append((e.ts, {s: float(c) for s, c in closes.items()}))
         equity = self.portfolio.equity()
         self.peak = max(self.peak, equity)
         self.equity_curve.append((e.ts, equity))
@@ -306,7 +342,16 @@ class TradingEngine(EventSourced):
         return self.portfolio.prices[symbol], (ts - bar_ts) / 1e9
 
     def apply_signals(self, signals: Iterable[SignalRow]) -> list[Event]:
-        """Decide on each new (symbol, ts) signal; returns the events (orders among them)."""
+        """Decide on each new (symbol, ts) signal; returns the events (orders among them).
+        With portfolio construction on, the signals' scores become target weights first
+        (``target_weights``) and those are traded (``apply_weights``)."""
+        if self.constructing:
+            weights, refused = self.target_weights(signals)
+            if weights:
+                self.last_weights = weights
+            for ts, n, why in refused:
+                self.record(RiskDenied(ts, "*", "", Reason.CONSTRUCTION.value, "denied", detail=f"{n} names: {why}"))
+            return self.apply_weights(weights)
         todo: list[tuple[str, int, str, Decimal, float, str | SignalRow]] = []
         equity: float | None = None  # no fill lands before _send: computed once, when first needed
         for sig in sorted(signals, key=lambda s: (s.ts, s.symbol)):
@@ -346,6 +391,105 @@ class TradingEngine(EventSourced):
         if sig.action < 0 and not self.risk_cfg.allow_short:
             return why + " (short clipped to flat)"
         return why
+
+    # ------------------------------------------------------------------ portfolio construction
+    def returns_matrix(self, symbols: Sequence[str]) -> np.ndarray:
+        """[T, N] simple close-to-close returns of ``symbols`` over the kept closes (oldest
+        first; NaN where a close is missing)."""
+        rows = list(self.close_history)
+        closes = np.full((len(rows), len(symbols)), np.nan)
+        for t, (_, marks) in enumerate(rows):
+            for j, s in enumerate(symbols):
+                c = marks.get(s)
+                if c is not None:
+                    closes[t, j] = c
+        if len(rows) < 2:
+            return np.zeros((0, len(symbols)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return closes[1:] / closes[:-1] - 1.0
+
+    def current_weights(self, symbols: Sequence[str]) -> np.ndarray:
+        """Each symbol's exposure (position plus open orders) as a signed fraction of equity."""
+        equity = float(self.portfolio.equity())
+        out = np.zeros(len(symbols))
+        if equity <= 0:
+            return out
+        for j, s in enumerate(symbols):
+            price = self.portfolio.prices.get(s)
+            if price is not None:
+                out[j] = float(self.exposure(s) * price) / equity
+        return out
+
+    def target_weights(self, signals: Iterable[SignalRow]) -> tuple[list[WeightRow], list[tuple[int, int, str]]]:
+        """WEIGHTS for the new signals: per bar time, ``PortfolioConstructor.construct`` on the
+        decided signals' scores (a no-decision is no view: weight 0 under
+        ``portfolio.no_decision`` flat, the current weight under keep), the kept closes'
+        returns and the current weights.  Records nothing.  Returns the rows and, for each bar
+        whose constraints cannot be met (``ConstraintError``), (ts, names, why): that bar
+        trades nothing and ``apply_signals`` records a ``RiskDenied`` CONSTRUCTION saying why."""
+        from tinywindow.portfolio.construction import ConstraintError, PortfolioConstructor
+
+        if self._constructor is None:
+            self._constructor = PortfolioConstructor(self.construction)
+        by_ts: dict[int, dict[str, SignalRow]] = {}
+        for sig in signals:
+            if sig.ts <= self.last_decision_ts.get(sig.symbol, NEVER):
+                continue  # duplicate or out of date: decided already
+            if not sig.decided and sig.action != 0:
+                raise ValueError(f"signal {sig.symbol}@{sig.ts}: a no-decision must have action 0")
+            by_ts.setdefault(sig.ts, {})[sig.symbol] = sig
+        out: list[WeightRow] = []
+        refused: list[tuple[int, int, str]] = []
+        for ts in sorted(by_ts):
+            rows = by_ts[ts]
+            symbols = sorted(rows)
+            scores = np.array([rows[s].view for s in symbols], dtype=np.float64)
+            prev = self.current_weights(symbols)
+            try:
+                built = self._constructor.construct(scores, self.returns_matrix(symbols), prev)
+            except ConstraintError as exc:
+                refused.append((ts, len(symbols), str(exc)))
+                continue
+            method = self.construction.method
+            for j, s in enumerate(symbols):
+                sig = rows[s]
+                w = float(built.weights[j])
+                why = f"weight {w:+.4f} ({method}, score {scores[j]:+.3f})"
+                if not sig.decided:
+                    if self.port_cfg.no_decision == "keep":
+                        w, why = float(prev[j]), "no decision -> keep (portfolio.no_decision)"
+                    else:
+                        why = "no decision -> weight 0 (portfolio.no_decision)"
+                score = 0.0 if not math.isfinite(scores[j]) else float(scores[j])
+                # score and confidence as WEIGHTS carries them (float32): one value everywhere
+                out.append(WeightRow(s, ts, w, float(np.float32(score)), float(np.float32(sig.confidence)), why))
+        return out, refused
+
+    def apply_weights(self, weights: Iterable[WeightRow]) -> list[Event]:
+        """Trade to target weights: a decision per new (symbol, ts) row, the target quantity
+        ``weight x equity / reference close`` in lots, every order through the risk checks
+        (``_send``).  A no-decision kept (``portfolio.no_decision`` keep) sends nothing."""
+        todo: list[tuple[str, int, str, Decimal, float, str | SignalRow]] = []
+        equity: float | None = None
+        for row in sorted(weights, key=lambda r: (r.ts, r.symbol)):
+            if row.ts <= self.last_decision_ts.get(row.symbol, NEVER):
+                continue
+            if not math.isfinite(row.weight):
+                raise ValueError(f"weight {row.symbol}@{row.ts} is not finite")
+            ref, _ = self._reference(row.symbol, row.ts)
+            action = (row.weight > 0) - (row.weight < 0)
+            self.record(DecisionMade(row.symbol, row.ts, action, float(row.confidence), ref))
+            if row.reason.startswith("no decision -> keep"):
+                continue
+            if equity is None:
+                equity = float(self.portfolio.equity())
+            if ref is None:
+                target = self.exposure(row.symbol) + (action or 1) * self.lot  # any size: risk denies it
+            else:
+                target = to_decimal(target_quantity(row.weight, equity, float(ref), float(self.lot)))
+            todo.append((row.symbol, row.ts, f"weight:{row.weight:+.6f}", target, row.confidence, row.reason))
+        self._send(todo)
+        return self.commit()
 
     def rebalance(self, targets: Mapping[str, Decimal | float | int], ts: int, reason: str = "target") -> list[Event]:
         """Move each symbol to an explicit target quantity (a strategy that sizes itself)."""
@@ -431,6 +575,8 @@ class TradingEngine(EventSourced):
             "risk_events": [CODEC.payload(e) for e in self.risk_events],
             "equity_curve": [[ts, dec_str(e)] for ts, e in self.equity_curve],
             **self._settings_snapshot(),
+            **({"close_history": [[ts, dict(sorted(m.items()))] for ts, m in self.close_history]}
+               if self.constructing else {}),
         }
 
     def restore(self, d: Mapping[str, Any]) -> None:
@@ -456,3 +602,5 @@ class TradingEngine(EventSourced):
         self.risk_events.extend(CODEC.decode_as(RiskDenied, e) for e in d["risk_events"])
         self.equity_curve.clear()
         self.equity_curve.extend((int(ts), Decimal(e)) for ts, e in d["equity_curve"])
+        self.close_history.clear()
+        self.close_history.extend((int(ts), {s: float(c) for s, c in m.items()}) for ts, m in d.get("close_history", []))

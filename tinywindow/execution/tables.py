@@ -12,10 +12,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from tinywindow.contracts import BARS, EXACT, FILLS, ORDERS, OUTCOMES, SIGNALS, validate
+from tinywindow.contracts import BARS, EXACT, FILLS, ORDERS, OUTCOMES, SIGNALS, WEIGHTS, validate
 from tinywindow.core.codec import CODEC
 from tinywindow.core.events import Event
-from tinywindow.execution.engine import BarRow, SignalRow
+from tinywindow.execution.engine import BarRow, SignalRow, WeightRow
 from tinywindow.execution.events import OrderFilled, OrderSubmitted, OutcomeRealized
 
 _TS = pa.timestamp("ns", tz="UTC")
@@ -45,10 +45,39 @@ def bar_rows(bars: pa.Table, source: str = "bars") -> list[BarRow]:
 def signal_rows(signals: pa.Table, source: str = "signals") -> list[SignalRow]:
     t = validate(signals, SIGNALS, source=source)
     return [
-        SignalRow(s, int(ts), int(a), float(c), r, bool(d))
-        for s, ts, a, c, r, d in zip(
+        SignalRow(s, int(ts), int(a), float(c), r, bool(d), float(sc))
+        for s, ts, a, c, r, d, sc in zip(
             _strings(t, "symbol"), t.column("ts").cast(pa.int64()).to_pylist(), t.column("action").to_pylist(),
             t.column("confidence").to_pylist(), t.column("reason").to_pylist(), t.column("decided").to_pylist(),
+            t.column("score").to_pylist(),
+            strict=True,
+        )
+    ]
+
+
+def weights_table(rows: Sequence[WeightRow]) -> pa.Table:
+    """WEIGHTS from the engine's target weights (the decision -> execution contract)."""
+    table = pa.table(
+        {
+            "symbol": pa.array([r.symbol for r in rows], pa.string()),
+            "ts": pa.array([r.ts for r in rows], pa.int64()).cast(pa.timestamp("ns", tz="UTC")),
+            "weight": pa.array([r.weight for r in rows], pa.float64()),
+            "score": pa.array([r.score for r in rows], pa.float32()),
+            "confidence": pa.array([r.confidence for r in rows], pa.float32()),
+            "reason": pa.array([r.reason for r in rows], pa.string()),
+        }
+    )
+    return validate(table, WEIGHTS, source="weights")
+
+
+def weight_rows(weights: pa.Table, source: str = "weights") -> list[WeightRow]:
+    """The rows of a WEIGHTS table, validated (a bad batch raises before any effect)."""
+    t = validate(weights, WEIGHTS, source=source)
+    return [
+        WeightRow(s, int(ts), float(w), float(sc), float(c), r)
+        for s, ts, w, sc, c, r in zip(
+            _strings(t, "symbol"), t.column("ts").cast(pa.int64()).to_pylist(), t.column("weight").to_pylist(),
+            t.column("score").to_pylist(), t.column("confidence").to_pylist(), t.column("reason").to_pylist(),
             strict=True,
         )
     ]

@@ -34,6 +34,11 @@ class AgentConfig(Section):
     the tuned file a sweep writes."""
 
     window: int = Field(default=32, ge=2, le=1024)  # feature rows an agent sees
+    # score every symbol of a bar against the others: features rank-normalised across the
+    # bar's symbols (``tinywindow.models.xs``), XGBoost as a ranker on forward returns
+    # (``xgb.xs``), the RL agents trained on the cross-sectional vector env (reward: the
+    # return relative to the bar's mean); VOTES scores then rank symbols against each other
+    cross_sectional: bool = False
     cost: float = Field(default=0.0005, ge=0.0, le=0.1)  # per unit of exposure changed
     registry_dir: str = "models"
     train_iterations: int = Field(default=4, ge=1, le=100_000)  # PPO iterations per training run

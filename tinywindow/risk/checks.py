@@ -64,6 +64,7 @@ class Reason(StrEnum):
     DUPLICATE = "DUPLICATE"
     STATE_CHANGE = "STATE_CHANGE"
     NO_SHORT = "NO_SHORT"  # risk.allow_short is false: a short target or order clipped to flat
+    CONSTRUCTION = "CONSTRUCTION"  # portfolio construction found no weights for a bar (infeasible): no trade
 
 
 RiskEvent = RiskDenied  # the name the checks and their callers have always used
