@@ -140,9 +140,11 @@ class AgentModel:
 def batched_votes(p: Predictor, tables: list[pa.Table], latest_only: bool) -> list[pa.Table]:
     """VOTES for several requests at the cost of one: the requests are concatenated with
     each (request, symbol) pair as its own series, windows are built and scored once, and
-    the votes are split back per request.  Equal to ``p.predict`` on each table alone."""
-    if len(tables) == 1:
-        return [p.predict(tables[0], latest_only=latest_only)]
+    the votes are split back per request.  Equal to ``p.predict`` on each table alone.  A
+    cross-sectional model votes on each request alone: its features are ranked across the
+    request's symbols, and a ranker's votes depend on the other symbols of the bar."""
+    if len(tables) == 1 or p.ranks_across_symbols or p.model_config.get("cross_sectional"):
+        return [p.predict(t, latest_only=latest_only) for t in tables]
     keys = ["symbol", "ts", *p.normalizer.names]
     sizes = np.array([t.num_rows for t in tables])
     offsets = np.concatenate([[0], np.cumsum(sizes)])

@@ -19,7 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from actors.training.train import TrainResult, fit, scores_json, set_threads, training_features
+from actors.training.train import TrainResult, fit, scores_json, set_threads, training_series
 from tinywindow.config import Config
 from tinywindow.models import promotion
 from tinywindow.models.evaluation import walkforward as wf
@@ -27,7 +27,7 @@ from tinywindow.models.params import PPOParams, resolve
 from tinywindow.models.predictor import Predictor
 from tinywindow.models.registry import ModelRegistry, registry_root
 from tinywindow.models.retrain import TrainPlan
-from tinywindow.models.windows import data_range, feature_names, fit_normalizer, to_series
+from tinywindow.models.windows import data_range, feature_names, fit_normalizer
 
 
 @dataclass
@@ -55,8 +55,7 @@ def train_challenger(
     """Train, score and publish a challenger (see the module docstring)."""
     set_threads(threads)
     seed = cfg.agents.seed if seed is None else seed
-    features = training_features(features, cfg.agents)
-    series = to_series(features)
+    series = training_series(features, cfg.agents)
     split = promotion.gate_split(series, cfg.agents)
     train = wf.training_part(series, split)
     if plan.last_bars is not None:

@@ -58,14 +58,20 @@ def bundled_features(datasets: Sequence[str] = BUNDLED) -> pa.Table:
     return features.compute(BundledSource("bundled", datasets).table())
 
 
-def training_features(features: pa.Table, agents: AgentConfig) -> pa.Table:
-    """The FEATURES an agent learns from: rank-normalised across each bar's symbols when
-    ``agents.cross_sectional`` (the same transform its predictor applies before voting)."""
+def training_series(features: pa.Table, agents: AgentConfig) -> list[Series]:
+    """The series an agent learns from.  With ``agents.cross_sectional`` the features are
+    rank-normalised across each bar's symbols (the transform its predictor applies before
+    voting) while the forward returns - the labels, the env's rewards, the validation's
+    P&L - stay the real returns of the raw table."""
+    raw = to_series(features)
     if not agents.cross_sectional:
-        return features
+        return raw
+    from dataclasses import replace
+
     from tinywindow.models.xs import xs_normalize
 
-    return xs_normalize(features)
+    ranked = to_series(xs_normalize(features))
+    return [replace(x, fwd_ret=r.fwd_ret) for x, r in zip(ranked, raw, strict=True)]
 
 
 def set_threads(threads: int) -> None:
@@ -104,6 +110,11 @@ def fit(
         from tinywindow.models.rl.inference import RLPredictor
 
         assert isinstance(params, PPOParams)
+        if agents.cross_sectional:
+            if len(matched.series) < 2:
+                raise DataError(f"agents.cross_sectional: {agent} needs at least 2 symbols to rank, got {len(matched.series)}")
+            # an episode holds one symbol per sub-env: a small universe gets fewer sub-envs
+            params = params.model_copy(update={"num_envs": min(params.num_envs, len(matched.series))})
         warm = None
         wanted = {**params.model_config_dict(), **({"cross_sectional": True} if agents.cross_sectional else {})}
         if isinstance(init, RLPredictor) and init.agent == agent and init.model_config == wanted:
@@ -171,8 +182,7 @@ def train_agent(
     one validated: its signed metrics are its own."""
     set_threads(threads)
     seed = cfg.agents.seed if seed is None else seed
-    features = training_features(features, cfg.agents)
-    series = to_series(features)
+    series = training_series(features, cfg.agents)
     if last_bars is not None:
         series = [s.tail(last_bars) for s in series]
     split = holdout_split(series, cfg.agents)
@@ -218,8 +228,7 @@ def walk_forward(
     (the unlocked keystore) reads a sealed tuned file when one exists."""
     set_threads(threads)
     seed = cfg.agents.seed if seed is None else seed
-    features = training_features(features, cfg.agents)
-    series = to_series(features)
+    series = training_series(features, cfg.agents)
     names = feature_names(features)
     splits = wf.make_splits(series, first_train_end, folds, cfg.agents.valid_bars, embargo(cfg.agents))
     budget = budget or {}

@@ -113,20 +113,52 @@ def test_an_infeasible_bar_is_a_risk_event_and_the_engine_keeps_going() -> None:
     assert eng.last_bar_ts["S0"] == ts + DAY
 
 
-def test_no_decision_is_weight_zero_or_kept() -> None:
-    cfg = ConstructionConfig(method="score_tilt", long_only=True, max_weight=0.3, vol_target=None, top_fraction=0.5)
+def test_what_the_consensus_does_not_affirm_is_closed_and_the_book_stays_in_bounds() -> None:
+    """No decision, a decision to be flat, and a held symbol without a signal at this bar are
+    all no view: weight 0.  The constraints hold over the whole book, held names included."""
+    cfg = ConstructionConfig(method="score_tilt", long_only=True, max_weight=0.3, gross=1.0, vol_target=None, top_fraction=0.5)
     eng = engine(cfg)
     ts = history(eng)
     eng.apply_signals(signals(ts, SCORES))
-    eng.on_bars([BarRow(s, ts + DAY, float(eng.portfolio.prices[s]), float(eng.portfolio.prices[s])) for s in SYMBOLS])
-    assert eng.portfolio.qty("S0") > 0
-    flat, _ = eng.target_weights(signals(ts + DAY, SCORES, decided=False))
-    assert all(r.weight == 0.0 for r in flat)
-    keep = TradingEngine(eng.risk_cfg, eng.port_cfg.model_copy(update={"no_decision": "keep"}))
-    keep.restore(eng.snapshot())
-    kept, _ = keep.target_weights(signals(ts + DAY, SCORES, decided=False))
-    assert {r.symbol for r in kept if r.weight > 0} >= {"S0"}
-    assert not orders(keep.apply_signals(signals(ts + DAY, SCORES, decided=False)))
+    nxt = ts + DAY
+    eng.on_bars([BarRow(s, nxt, float(eng.portfolio.prices[s]), float(eng.portfolio.prices[s])) for s in SYMBOLS])
+    held = [s for s in SYMBOLS if eng.portfolio.qty(s) != 0]
+    assert "S0" in held and "S1" in held
+    # S0 undecided, S1 decided flat, S2 absent from this bar's signals; the rest decided
+    sig = [r for r in signals(nxt, SCORES) if r.symbol not in ("S0", "S1", "S2")]
+    sig += [SignalRow("S0", nxt, 0, 0.4, "no quorum", False, 0.0), SignalRow("S1", nxt, 0, 0.9, "flat", True, 0.1)]
+    weights, _ = eng.target_weights(sig)
+    w = {r.symbol: r.weight for r in weights}
+    assert set(w) >= {"S0", "S1", "S2"}  # the held name without a signal is in the book
+    assert w["S0"] == 0.0 and w["S1"] == 0.0 and w["S2"] == 0.0
+    assert sum(abs(x) for x in w.values()) <= 1.0 + 1e-6 and max(w.values()) <= 0.3 + 1e-6
+    eng.apply_signals(sig)
+    eng.on_bars([BarRow(s, nxt + DAY, float(eng.portfolio.prices[s]), float(eng.portfolio.prices[s])) for s in SYMBOLS])
+    assert eng.portfolio.qty("S0") == 0 and eng.portfolio.qty("S1") == 0 and eng.portfolio.qty("S2") == 0
+
+
+def test_unusable_prices_are_a_risk_event_not_a_crash() -> None:
+    """A name whose price never moved has no risk estimate (no weight); when no name has one,
+    the bar trades nothing and the engine keeps running."""
+    cfg = ConstructionConfig(method="mean_variance", long_only=True, vol_target=None)
+    eng = engine(cfg)
+    for t in range(40):
+        eng.on_bars([BarRow(s, (t + 1) * DAY, 100.0, 100.0) for s in SYMBOLS])
+    weights, refused = eng.target_weights(signals(40 * DAY, SCORES))
+    assert not refused and all(r.weight == 0.0 for r in weights)
+    assert not orders(eng.apply_signals(signals(40 * DAY, SCORES)))
+
+
+def test_construction_is_refused_without_score_consensus_or_with_keep() -> None:
+    from tinywindow.config import Config
+    from tinywindow.errors import ConfigError
+
+    cfg = Config().set("consensus.mode", "score").set("portfolio.construction.method", "mean_variance")
+    assert cfg.portfolio.construction.method == "mean_variance"
+    with pytest.raises(ConfigError, match=r"consensus\.mode score"):
+        Config().set("portfolio.construction.method", "mean_variance")
+    with pytest.raises(ConfigError, match="no_decision keep"):
+        cfg.set("portfolio.no_decision", "keep")
 
 
 @pytest.mark.parametrize("method", ["mean_variance", "risk_parity", "score_tilt"])

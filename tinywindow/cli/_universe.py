@@ -54,6 +54,9 @@ def check(path: str | Path, overrides: Sequence[str] = (), mode: str | None = No
                  if cfg.consensus.mode == "score" else "") + f"; agents cross-sectional: {cfg.agents.cross_sectional}")
     from tinywindow.engine.config import periods_per_year
 
+    if c.method != "none" and periods_per_year(cfg.run.bar) != c.annualization:
+        lines.append(f"  note: portfolio.construction.annualization is {c.annualization} but {cfg.run.bar} bars make "
+                     f"{periods_per_year(cfg.run.bar)} a year: the vol target is annualised with the former")
     if periods_per_year(cfg.run.bar) != r.periods_per_year:
         lines.append(f"  note: risk.periods_per_year is {r.periods_per_year} but {cfg.run.bar} bars make "
                      f"{periods_per_year(cfg.run.bar)} a year: volatility targets are annualised with the former")

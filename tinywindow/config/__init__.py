@@ -110,6 +110,23 @@ class Config(Section):
                         f"(sources: {', '.join(names) or 'none'})", key=f"run.{key}.{i}")
         return self
 
+    @model_validator(mode="after")
+    def _construction_reads_scores(self) -> Config:
+        """Portfolio construction sizes by the consensus's cross-sectional score: it needs the
+        score mode (a vote-mode score is a mean of the agents' expected exposures, which can
+        disagree with the decided action), and holds only what the consensus affirms (a
+        no-decision kept at its old weight would sit outside the constraints)."""
+        c = self.portfolio.construction
+        if c.method == "none":
+            return self
+        if self.consensus.mode != "score":
+            raise config_error(f"portfolio.construction.method {c.method} needs consensus.mode score "
+                               f"(it is {self.consensus.mode})", key="consensus.mode")
+        if self.portfolio.no_decision == "keep":
+            raise config_error(f"portfolio.no_decision keep cannot be used with portfolio.construction.method "
+                               f"{c.method}: a kept weight would sit outside the constraints", key="portfolio.no_decision")
+        return self
+
     # ------------------------------------------------------------------ access
     def get(self, key: str) -> Any:
         node: Any = self

@@ -101,8 +101,9 @@ class SignalRow:
 
     @property
     def view(self) -> float:
-        """The score portfolio construction reads: none (NaN) without a decision."""
-        if not self.decided:
+        """The score portfolio construction reads: none (NaN: weight 0) without a decision or
+        on a decision to be flat."""
+        if not self.decided or self.action == 0:
             return math.nan
         return float(self.action * self.confidence) if self.score is None else float(self.score)
 
@@ -422,12 +423,15 @@ class TradingEngine(EventSourced):
 
     def target_weights(self, signals: Iterable[SignalRow]) -> tuple[list[WeightRow], list[tuple[int, int, str]]]:
         """WEIGHTS for the new signals: per bar time, ``PortfolioConstructor.construct`` on the
-        decided signals' scores (a no-decision is no view: weight 0 under
-        ``portfolio.no_decision`` flat, the current weight under keep), the kept closes'
-        returns and the current weights.  Records nothing.  Returns the rows and, for each bar
+        decided signals' scores (a no-decision or a decision to be flat is no view: weight 0;
+        ``portfolio.no_decision`` keep is refused with construction by the config), the kept
+        closes' returns and the current weights.  A symbol held (or with open orders) but
+        without a signal at that bar is in the book too, with no view: the constraints hold
+        for the whole book, so what nothing affirms is closed.  Records nothing.  Returns the rows and, for each bar
         whose constraints cannot be met (``ConstraintError``), (ts, names, why): that bar
         trades nothing and ``apply_signals`` records a ``RiskDenied`` CONSTRUCTION saying why."""
-        from tinywindow.portfolio.construction import ConstraintError, PortfolioConstructor
+        from tinywindow.errors import TinyWindowError
+        from tinywindow.portfolio.construction import PortfolioConstructor
 
         if self._constructor is None:
             self._constructor = PortfolioConstructor(self.construction)
@@ -440,35 +444,38 @@ class TradingEngine(EventSourced):
             by_ts.setdefault(sig.ts, {})[sig.symbol] = sig
         out: list[WeightRow] = []
         refused: list[tuple[int, int, str]] = []
+        held = {s for s in set(self.portfolio.positions) | self.orders.symbols() if self.exposure(s) != 0}
         for ts in sorted(by_ts):
             rows = by_ts[ts]
-            symbols = sorted(rows)
-            scores = np.array([rows[s].view for s in symbols], dtype=np.float64)
+            symbols = sorted(set(rows) | {s for s in held if ts > self.last_decision_ts.get(s, NEVER)})
+            scores = np.array([rows[s].view if s in rows else math.nan for s in symbols], dtype=np.float64)
             prev = self.current_weights(symbols)
             try:
                 built = self._constructor.construct(scores, self.returns_matrix(symbols), prev)
-            except ConstraintError as exc:
+            except TinyWindowError as exc:  # infeasible constraints, unusable prices: no trade this bar
                 refused.append((ts, len(symbols), str(exc)))
                 continue
             method = self.construction.method
             for j, s in enumerate(symbols):
-                sig = rows[s]
+                got = rows.get(s)
                 w = float(built.weights[j])
-                why = f"weight {w:+.4f} ({method}, score {scores[j]:+.3f})"
-                if not sig.decided:
-                    if self.port_cfg.no_decision == "keep":
-                        w, why = float(prev[j]), "no decision -> keep (portfolio.no_decision)"
-                    else:
-                        why = "no decision -> weight 0 (portfolio.no_decision)"
+                if got is None:
+                    why, conf = "no signal at this bar -> weight 0", 1.0
+                elif not got.decided:
+                    why, conf = "no decision -> weight 0", got.confidence
+                elif got.action == 0:
+                    why, conf = "decided flat -> weight 0", got.confidence
+                else:
+                    why, conf = f"weight {w:+.4f} ({method}, score {scores[j]:+.3f})", got.confidence
                 score = 0.0 if not math.isfinite(scores[j]) else float(scores[j])
                 # score and confidence as WEIGHTS carries them (float32): one value everywhere
-                out.append(WeightRow(s, ts, w, float(np.float32(score)), float(np.float32(sig.confidence)), why))
+                out.append(WeightRow(s, ts, w, float(np.float32(score)), float(np.float32(conf)), why))
         return out, refused
 
     def apply_weights(self, weights: Iterable[WeightRow]) -> list[Event]:
         """Trade to target weights: a decision per new (symbol, ts) row, the target quantity
         ``weight x equity / reference close`` in lots, every order through the risk checks
-        (``_send``).  A no-decision kept (``portfolio.no_decision`` keep) sends nothing."""
+        (``_send``)."""
         todo: list[tuple[str, int, str, Decimal, float, str | SignalRow]] = []
         equity: float | None = None
         for row in sorted(weights, key=lambda r: (r.ts, r.symbol)):
@@ -479,8 +486,6 @@ class TradingEngine(EventSourced):
             ref, _ = self._reference(row.symbol, row.ts)
             action = (row.weight > 0) - (row.weight < 0)
             self.record(DecisionMade(row.symbol, row.ts, action, float(row.confidence), ref))
-            if row.reason.startswith("no decision -> keep"):
-                continue
             if equity is None:
                 equity = float(self.portfolio.equity())
             if ref is None:

@@ -8,7 +8,8 @@ compiled cvxpy problem per shape.
 The steps, for every method:
 
 1. **Universe.** Only the last ``lookback`` return rows are used.  A symbol with a non-finite
-   score, or fewer than ``min_history`` finite returns in the window, is *excluded*: weight
+   score, fewer than ``min_history`` finite returns in the window or no variance in them is
+   *excluded*: weight
    exactly 0, index reported in ``Construction.excluded``.  No symbol left: all zeros, status
    ``"no_views"``.
 2. **Risk.** Ledoit-Wolf shrinkage (identical to ``sklearn.covariance.ledoit_wolf``) of the
@@ -262,7 +263,12 @@ class PortfolioConstructor:
             raise ConfigError(f"{SECTION}.method is 'none': sizing is per symbol, not here",
                               key=f"{SECTION}.method")
         window = r[-cfg.lookback:]
-        view = np.isfinite(s) & (np.sum(np.isfinite(window), axis=0) >= cfg.min_history)
+        finite = np.isfinite(window)
+        count = finite.sum(axis=0)
+        mean = np.where(finite, window, 0.0).sum(axis=0) / np.maximum(count, 1)
+        var = (np.where(finite, window - mean, 0.0) ** 2).sum(axis=0) / np.maximum(count, 1)
+        # a name whose price never moved in the window has no risk estimate: no weight
+        view = np.isfinite(s) & (count >= cfg.min_history) & (var > 0)
         excluded = tuple(int(i) for i in np.flatnonzero(~view))
         idx = np.flatnonzero(view)
         if idx.size == 0:
