@@ -19,6 +19,10 @@ folder's public halves (no passphrase).  What a path is comes from its bytes, no
   write is reported, never repaired here);
 * anything else (a device, a FIFO, an empty or foreign file) is refused without reading it.
 
+When a SQL trade store exists (``storage.sql_url``, or ``<data_dir>/trades.db``) and the
+passphrase is set, each run in it is also checked against its journals; any difference is
+printed and exits 1.
+
 Prints one line per path and exits 1 when any is bad, naming the first bad record of a journal.
 """
 
@@ -180,7 +184,42 @@ def cmd_verify(args: argparse.Namespace, cfg: Config) -> int:
         ok, line = check_path(Path(name), keys, private)
         print(line)
         bad += not ok
+    bad += _check_store(cfg, private)
     return 1 if bad else 0
+
+
+def _check_store(cfg: Config, private: PrivateKeys | None) -> int:
+    """When a trade store exists: each of its runs against the journals (differences printed).
+    Reading journals needs the unlocked keystore; without it the check is skipped, said so."""
+    from tinywindow.cli.db import open_store
+
+    if cfg.storage.sql_url is None and not (Path(cfg.data_dir) / "trades.db").is_file():
+        return 0
+    keystore = private() if private is not None else None
+    if keystore is None:
+        print(f"trade store: not checked (set {cfg.crypto.passphrase_env}: reading the journals needs the keystore)")
+        return 0
+    from tinywindow.records import find_runs, load_run
+
+    store = open_store(cfg)
+    bad = 0
+    try:
+        stored = set(store.runs()["run_id"])
+        for run, mode in find_runs(Path(cfg.data_dir), cfg.crypto.journal_dir):
+            rec = load_run(Path(cfg.data_dir), run, mode, keystore, risk=cfg.risk, portfolio=cfg.portfolio,
+                           journal_dir=cfg.crypto.journal_dir, registry_dir=cfg.agents.registry_dir)
+            if rec.run_id not in stored:
+                print(f"trade store {rec.run_id}: not projected (tinywindow db rebuild)")
+                continue
+            diffs = store.verify(rec)
+            print(f"trade store {rec.run_id}: " + ("OK, consistent with the journal" if not diffs
+                                                   else f"BAD: {len(diffs)} differences"))
+            for d in diffs:
+                print(f"  {d}")
+            bad += bool(diffs)
+    finally:
+        store.close()
+    return bad
 
 
 def register(subparsers: Any) -> None:

@@ -25,7 +25,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from tinywindow.core.log import get_logger
 from tinywindow.core.settings import Section, config_error
@@ -52,6 +52,13 @@ class StorageConfig(Section):
     # allow state under a Ray job's ephemeral working directory (lost when the job ends; a
     # throw-away run only).  Off: such a job refuses to start (tinywindow.core.storage).
     allow_ephemeral: bool = Field(default=False)
+    # the SQL trade store (``tinywindow.records``), a projection of the journals: this URL
+    # (``postgresql+psycopg://user@host:5432/db``, ``sqlite:///path``), or None for SQLite at
+    # ``<data_dir>/trades.db``.  A secret (it may hold a password): masked in repr and logs.
+    sql_url: SecretStr | None = Field(default=None, max_length=4096)
+    # the PortfolioActor projects each journal commit into the store (a failed write is
+    # logged and caught up later; trading never waits on the database)
+    sql_store: bool = Field(default=True)
 
 
 def is_uri(value: str) -> bool:
