@@ -2,6 +2,8 @@
 
 * ``train(features)``: train on a FEATURES table (or the attached data source's features),
   publish a signed version, serve it.
+* ``explain(features, keys)``: EXPLANATIONS of the serving version's votes on those
+  (symbol, ts) rows (``tinywindow.models.explain``), for the decisions that trade.
 * ``predict(features)``: VOTES for a FEATURES table (pass an ObjectRef: Ray resolves it
   zero-copy); by the in-process predictor loaded from the registry, or, after
   ``attach_serving()``, through the agent's Ray Serve deployment (a DeploymentHandle).
@@ -38,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from actors import metrics as engine_metrics
 from tinywindow.config import Config, build
 from tinywindow.core.log import get_logger
 from tinywindow.crypto.journal import Journal
@@ -212,6 +215,7 @@ class AgentActor:
             plan = self.retrain_policy.plan(warm=True, serving=None if champion is None else champion.version)
             outcomes = self.buffer.table()
             self._job = self._pool.submit(self._challenger, data, plan, champion, outcomes)
+        engine_metrics.retrain_started(self.cfg.run.name, self.agent)
         return {"agent": self.agent, "parent": plan.parent, "outcomes": outcomes.num_rows}
 
     def _challenger(self, features: pa.Table, plan: TrainPlan, champion: Predictor | None, outcomes: pa.Table) -> Challenger:
@@ -255,6 +259,7 @@ class AgentActor:
         }
         with self._journal_lock:
             self.journal.append("promotion_decision", record)
+        engine_metrics.promotion_decided(self.cfg.run.name, self.agent, d.promote)
         if d.promote:
             assert ch.result.version is not None
             self.predictor = self.registry.load(self.agent, ch.result.version)
@@ -289,6 +294,21 @@ class AgentActor:
         if predictor is None:
             raise ModelError(f"agent {self.agent} has no trained version yet (call train())")
         return predictor.predict(features, latest_only=latest_only)
+
+    def explain(self, features: pa.Table, keys: list[tuple[str, int]], top_k: int = 5) -> pa.Table:
+        """EXPLANATIONS of the serving version's votes on the (symbol, ts_ns) ``keys`` rows of
+        ``features`` (``tinywindow.models.explain``): call it for decisions that trade only.
+        With ``attach_serving`` the deployment explains (it serves the same version)."""
+        if self._handle is not None:
+            from tinywindow.serving.payload import from_ipc, to_ipc
+
+            return from_ipc(self._handle.explain_ipc.remote(to_ipc(features), list(keys), top_k).result())
+        predictor = self.predictor
+        if predictor is None:
+            raise ModelError(f"agent {self.agent} has no trained version yet (call train())")
+        from tinywindow.models.explain import explain
+
+        return explain(predictor, features, keys, top_k)
 
     def version(self) -> str | None:
         return None if self.predictor is None else self.predictor.version

@@ -35,11 +35,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from actors import metrics as engine_metrics
 from actors.settings import SettingsParticipant, SettingsStage
 from tinywindow.config import Config, build
 from tinywindow.consensus.events import ConsensusSettingsChanged
 from tinywindow.consensus.state import ConsensusBook
 from tinywindow.contracts import VOTES, validate
+from tinywindow.core.events import Event
 from tinywindow.core.log import get_logger
 from tinywindow.core.time import TimeLike, to_utc_ns
 from tinywindow.crypto.keystore import KeyStore
@@ -71,8 +73,14 @@ class ConsensusActor(SettingsParticipant):
             self.cfg.crypto, self.cfg.data_dir, name, self.book, self.cfg.consensus.checkpoint_every,
             passphrase=passphrase, keystore=keystore, clock=clock,
         )
-        self.book.on_commit = self.durable.commit
+        self.book.on_commit = self._commit
         self._settings = SettingsStage("consensus", self.book, clock)
+
+    def _commit(self, events: list[Event]) -> None:
+        """Journal a call's events, then count its new decisions (replay commits nothing, so
+        a restart counts none twice)."""
+        self.durable.commit(events)
+        engine_metrics.consensus_committed(self.cfg.run.name, self.name, events)
 
     def submit_votes(self, votes: pa.Table) -> int:
         return self.book.submit_votes(votes)

@@ -38,6 +38,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from actors import metrics as engine_metrics
 from tinywindow.core.log import get_logger
 from tinywindow.data.base import concat_bars
 from tinywindow.engine.merge import Released, WatermarkMerge
@@ -175,9 +176,11 @@ class GraphActor:
         got = bar.refs
         s = self.stats
         s.bars += 1
+        decision_ms = (bar.decided - bar.released) * 1e3
+        engine_metrics.decision_latency(self.name, decision_ms)
         if len(s.latency_ms) < self.keep_latency:
             s.latency_ms.append((time.perf_counter() - bar.submitted) * 1e3)
-            s.decision_ms.append((bar.decided - bar.released) * 1e3)
+            s.decision_ms.append(decision_ms)
         sig: pa.Table = got["signals"]
         for action, decided in zip(sig.column("action").to_pylist(), sig.column("decided").to_pylist(), strict=True):
             s.signals["no_decision" if not decided else "long" if action > 0 else "short" if action < 0 else "flat"] += 1

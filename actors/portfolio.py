@@ -28,6 +28,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from actors import metrics as engine_metrics
 from actors.settings import SettingsParticipant, SettingsStage
 from tinywindow.config import Config, build
 from tinywindow.core.codec import CODEC
@@ -72,22 +73,53 @@ class PortfolioActor(SettingsParticipant):
             self.cfg.crypto, self.cfg.data_dir, name, self.engine, self.cfg.portfolio.checkpoint_every,
             passphrase=passphrase, keystore=keystore, clock=clock,
         )
-        self.engine.on_commit = self.durable.commit
+        self.store_writer = self._store_writer()
+        self.engine.on_commit = self._commit
         self.engine.resubmit_open_orders()
         self._step_seq = 0  # ``step``'s outcome cursor
         self._settings = SettingsStage("risk", self.engine, clock)
 
+    def _store_writer(self) -> Any:
+        """The SQL trade store's live projection of this journal (``storage.sql_store``), or None.
+        A store that cannot be opened is logged; the journal stays the record."""
+        if not self.cfg.storage.sql_store:
+            return None
+        from tinywindow.records.sql import StoreWriter, TradeStore, default_url
+
+        run, _, mode = self.name.removesuffix("-portfolio").rpartition("-")
+        if not run or self.name == run:
+            run, mode = self.name, "run"
+        secret = self.cfg.storage.sql_url
+        url = secret.get_secret_value() if secret is not None else default_url(self.cfg.data_dir)
+        try:
+            store = TradeStore(url, create=False)
+        except Exception as exc:  # a bad URL must not stop trading either
+            self.log.warning("trade store disabled: %s", exc)
+            return None
+        return StoreWriter(store, run, mode, lambda after: self.durable.journal.records(after=after),
+                           risk=self.cfg.risk, portfolio=self.cfg.portfolio)
+
+    def _commit(self, events: list[Any]) -> None:
+        """Journal the call's events (the record), then project them into the SQL store."""
+        self.durable.commit(events)
+        if self.store_writer is not None:
+            self.store_writer.on_events(events, self.durable.journal.head()[0])
+
     # ------------------------------------------------------------------ flows
     def on_bars(self, bars: pa.Table) -> pa.Table:
         """Fill open orders at these bars' opens, mark at their closes; returns FILLS."""
-        return fills_table(self.engine.on_bars(bar_rows(bars, f"{self.name}.on_bars")))
+        events = self.engine.on_bars(bar_rows(bars, f"{self.name}.on_bars"))
+        engine_metrics.portfolio_committed(self.cfg.run.name, self.name, self.engine, events)
+        return fills_table(events)
 
     def apply_signals(self, signals: pa.Table, bars: pa.Table | None = None) -> pa.Table:
         """Risk-checked ORDERS for new signals (``bars``: reference prices, see module doc)."""
         rows = signal_rows(signals, f"{self.name}.apply_signals")  # validate before any effect
         if bars is not None:
             self.on_bars(bars)
-        return orders_table(self.engine.apply_signals(rows))
+        events = self.engine.apply_signals(rows)
+        engine_metrics.portfolio_committed(self.cfg.run.name, self.name, self.engine, events)
+        return orders_table(events)
 
     def step(self, signals: pa.Table, bars: pa.Table, prev_ts: int | None = None) -> tuple[pa.Table, pa.Table, str]:
         """The actor graph's call for one bar time: ``apply_signals(signals, bars)``, then the
