@@ -11,7 +11,10 @@ path decides with (``ConsensusActor.preview``; the actor is found by name,
 weights (1.0, uncalibrated) and say so: ``"consensus": "default-weights"`` in the HTTP body
 and every reason starts with ``DEFAULT_WEIGHTS_NOTE``.  The HTTP body's votes and signals
 carry every column of VOTES and SIGNALS, the consensus's combined ``score`` included; the
-gRPC messages have no score field (the proto is unchanged).  gRPC: the ``TinyWindow`` service of
+gRPC messages have no score field.  Each signal that trades (action != 0) carries
+``explanations``: the top ``EXPLAIN_TOP_K`` (feature, lag) contributions of every agent that
+voted its way (``tinywindow.models.explain``, computed on request for those symbols only;
+an empty list for the others), in the HTTP body and in the gRPC ``Signal`` message.  gRPC: the ``TinyWindow`` service of
 ``tinywindow/serving/votes.proto``.  Both require the bearer token (only its digest is held
 here); a bad payload gets 400 / INVALID_ARGUMENT naming the field, one over a limit 413 /
 RESOURCE_EXHAUSTED naming the limit (``GatewayLimits``).
@@ -60,6 +63,7 @@ from tinywindow.serving.payload import (
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 DEFAULT_WEIGHTS_NOTE = "[default weights: no live consensus] "
 LIVE_RETRY_S = 2.0  # how often a gateway without a live consensus looks for one again
+EXPLAIN_TOP_K = 5  # contributions per agent per traded signal
 
 
 api = FastAPI(
@@ -248,6 +252,25 @@ class Gateway:
                 self._live_looked_at = time.monotonic()
         return await asyncio.to_thread(self._default_signal, votes), "default-weights"
 
+    async def _explanations(self, features: pa.Table, votes: pa.Table, signals: pa.Table) -> dict[tuple[str, int], list[dict[str, Any]]]:
+        """Per traded signal (action != 0), keyed (symbol, ts_ns): the explanations of each
+        agent whose vote had the signal's action; only those decisions are explained."""
+        from tinywindow.models.explain import explanation_records
+
+        trades = {(r["symbol"], r["ts_ns"]): r["action"] for r in records(signals) if r["action"] != 0}
+        if not trades:
+            return {}
+        wanted: dict[str, list[tuple[str, int]]] = {}
+        for v in records(votes):
+            key = (v["symbol"], v["ts_ns"])
+            if trades.get(key) == v["action"]:
+                wanted.setdefault(v["agent"], []).append(key)
+        payload = to_ipc(features)
+        agents = sorted(wanted)
+        results = await asyncio.gather(*(self.models[a].explain_ipc.remote(payload, wanted[a], EXPLAIN_TOP_K) for a in agents))
+        tables = [from_ipc(r) for r in results]
+        return explanation_records(pa.concat_tables(tables)) if tables else {}
+
     def _live(self) -> Any:
         """The live consensus's handle (looked up again at most every ``LIVE_RETRY_S``)."""
         if getattr(self, "_live_handle", None) is None:
@@ -310,7 +333,11 @@ class Gateway:
         features, agent, latest = await self._features(request)
         votes = await self._votes(features, agent, latest)
         signals, source = await self._signal(votes)
-        return {"votes": records(votes), "signals": records(signals), "consensus": source}
+        explained = await self._explanations(features, votes, signals)
+        out = records(signals)
+        for r in out:
+            r["explanations"] = explained.get((r["symbol"], r["ts_ns"]), [])
+        return {"votes": records(votes), "signals": out, "consensus": source}
 
     # ------------------------------------------------------------------ gRPC
     def _grpc_denied(self, grpc_context: Any) -> bool:
@@ -363,11 +390,13 @@ class Gateway:
         reply.votes.extend(self._pb_votes(votes))
         if with_signal:
             signals, _source = await self._signal(votes)
+            explained = await self._explanations(features, votes, signals)
             for r in records(signals):
                 reply.signals.append(pb.Signal(
                     symbol=r["symbol"], ts_ns=r["ts_ns"], action=r["action"], confidence=r["confidence"],
                     agreement=r["agreement"], votes=r["votes"], reason=r["reason"],
-                    decided=bool(r["decided"])))
+                    decided=bool(r["decided"]),
+                    explanations=[pb.Explanation(**e) for e in explained.get((r["symbol"], r["ts_ns"]), [])]))
         return reply
 
     async def Votes(self, request: pb.VotesRequest | bytes, grpc_context: Any) -> pb.VotesReply:

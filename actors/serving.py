@@ -136,6 +136,19 @@ class AgentModel:
         """``predict`` with both tables as Arrow IPC bytes: the fast path for small requests."""
         return to_ipc(await self.predict(from_ipc(features), latest_only))
 
+    async def explain_ipc(self, features: bytes, keys: list[tuple[str, int]], top_k: int = 5) -> bytes:
+        """EXPLANATIONS (Arrow IPC) of this replica's votes on the (symbol, ts_ns) ``keys``
+        rows of ``features`` (``tinywindow.models.explain``), off the event loop."""
+        import asyncio
+
+        from tinywindow.models.explain import explain
+
+        p = self.predictor
+        if p is None:
+            raise ModelError(f"agent {self.agent!r} has no model loaded")
+        table = from_ipc(features)
+        return to_ipc(await asyncio.to_thread(explain, p, table, [(str(s), int(t)) for s, t in keys], top_k))
+
 
 def batched_votes(p: Predictor, tables: list[pa.Table], latest_only: bool) -> list[pa.Table]:
     """VOTES for several requests at the cost of one: the requests are concatenated with

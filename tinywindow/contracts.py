@@ -448,3 +448,23 @@ def quarantine(
     clean = conformed.filter(pa.array(~bad)) if bad.any() else conformed
     rows = tuple(int(i) for i in np.flatnonzero(bad))
     return clean, Quarantine(len(rows), reasons, rows)
+
+
+# Why an agent voted as it did (``tinywindow.models.explain``): per (symbol, ts, agent) its
+# ``rank`` 1..k largest contributions, each to one input cell of the window the model saw:
+# ``feature`` at ``lag`` bars before the decision bar (0 = the decision bar).
+# ``contribution`` is in the model's output units (log-odds or margin for XGBoost's exact
+# tree SHAP, the chosen action's logit for integrated gradients), positive = towards the
+# agent's vote.  Only decisions that trade are explained.
+EXPLANATIONS = _contract(
+    "EXPLANATIONS",
+    [
+        *FEATURE_KEYS,
+        pa.field("agent", pa.string(), nullable=False),
+        pa.field("model_version", pa.string(), nullable=False),
+        pa.field("feature", pa.string(), nullable=False),
+        pa.field("lag", pa.int16(), nullable=False),
+        pa.field("contribution", pa.float32(), nullable=False),
+        pa.field("rank", pa.int8(), nullable=False),
+    ],
+)

@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from tinywindow.contracts import VOTES
 from tinywindow.errors import ModelError
-from tinywindow.models.windows import Normalizer, WindowIndex
+from tinywindow.models.windows import Normalizer, WindowIndex, windows_view
 from tinywindow.models.xs import xs_normalize
 
 MODEL_FILE = "model.json"
@@ -68,13 +68,7 @@ class Predictor:
         self, features: pa.Table, *, latest_only: bool = False, batch_rows: int = BATCH_ROWS
     ) -> pa.Table:
         """VOTES for every row of ``features`` that ends a full window (see module doc)."""
-        if not isinstance(features, pa.Table):
-            if isinstance(features, pa.RecordBatch):
-                features = pa.Table.from_batches([features])
-            else:
-                raise ModelError(f"predict expects a FEATURES pyarrow Table, got {type(features).__name__}")
-        if self.model_config.get("cross_sectional"):
-            features = xs_normalize(features, self.normalizer.names)  # per-ts ranks (models.xs)
+        features = self.prepared(features)
         index = WindowIndex.build(features, self.normalizer, self.window, latest_only)
         n = len(index)
         probs = np.empty((n, 3), dtype=np.float32)
@@ -82,6 +76,28 @@ class Predictor:
             hi = min(lo + batch_rows, n)
             probs[lo:hi] = self.probabilities(index.batch(lo, hi))
         return self.votes(features, index.rows, probs)
+
+    def prepared(self, features: pa.Table) -> pa.Table:
+        """``features`` as the model reads them: a Table, cross-sectionally normalised when
+        the model is (per-ts ranks, ``models.xs``)."""
+        if not isinstance(features, pa.Table):
+            if isinstance(features, pa.RecordBatch):
+                features = pa.Table.from_batches([features])
+            else:
+                raise ModelError(f"predict expects a FEATURES pyarrow Table, got {type(features).__name__}")
+        if self.model_config.get("cross_sectional"):
+            features = xs_normalize(features, self.normalizer.names)
+        return features
+
+    def windows_for(self, features: pa.Table, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The scaled [n, window, F] windows ``predict`` scores for those input ``rows`` that
+        end a full window, and which rows they are (in the order asked)."""
+        index = WindowIndex.build(self.prepared(features), self.normalizer, self.window)
+        where = {int(r): i for i, r in enumerate(index.rows)}
+        found = np.array([int(r) for r in rows if int(r) in where], dtype=np.int64)
+        ends = index.ends[[where[int(r)] for r in found]]
+        view = windows_view(index.z, self.window)
+        return np.ascontiguousarray(view[ends - (self.window - 1)]), found
 
     def votes(
         self, features: pa.Table, rows: np.ndarray, probs: np.ndarray, scores: np.ndarray | None = None

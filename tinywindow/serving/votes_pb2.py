@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1etinywindow/serving/votes.proto\x12\x15tinywindow.serving.v1\";\n\nFeatureRow\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\r\n\x05ts_ns\x18\x02 \x01(\x03\x12\x0e\n\x06values\x18\x03 \x03(\x02\"U\n\x0b\x46\x65\x61tureRows\x12\x15\n\rfeature_names\x18\x01 \x03(\t\x12/\n\x04rows\x18\x02 \x03(\x0b\x32!.tinywindow.serving.v1.FeatureRow\"\x87\x01\n\x0cVotesRequest\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12\x13\n\x0blatest_only\x18\x02 \x01(\x08\x12\x13\n\tarrow_ipc\x18\x03 \x01(\x0cH\x00\x12\x32\n\x04rows\x18\x04 \x01(\x0b\x32\".tinywindow.serving.v1.FeatureRowsH\x00\x42\n\n\x08\x66\x65\x61tures\"o\n\x04Vote\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\r\n\x05ts_ns\x18\x02 \x01(\x03\x12\r\n\x05\x61gent\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\x05\x12\x12\n\nconfidence\x18\x06 \x01(\x02\"\x8e\x01\n\x06Signal\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\r\n\x05ts_ns\x18\x02 \x01(\x03\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\x05\x12\x12\n\nconfidence\x18\x04 \x01(\x02\x12\x11\n\tagreement\x18\x05 \x01(\x02\x12\r\n\x05votes\x18\x06 \x01(\x05\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x0f\n\x07\x64\x65\x63ided\x18\x08 \x01(\x08\"8\n\nVotesReply\x12*\n\x05votes\x18\x01 \x03(\x0b\x32\x1b.tinywindow.serving.v1.Vote\"i\n\x0bSignalReply\x12*\n\x05votes\x18\x01 \x03(\x0b\x32\x1b.tinywindow.serving.v1.Vote\x12.\n\x07signals\x18\x02 \x03(\x0b\x32\x1d.tinywindow.serving.v1.Signal\"\x0f\n\rModelsRequest\"7\n\x05Model\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\";\n\x0bModelsReply\x12,\n\x06models\x18\x01 \x03(\x0b\x32\x1c.tinywindow.serving.v1.Model2\x84\x02\n\nTinyWindow\x12O\n\x05Votes\x12#.tinywindow.serving.v1.VotesRequest\x1a!.tinywindow.serving.v1.VotesReply\x12Q\n\x06Signal\x12#.tinywindow.serving.v1.VotesRequest\x1a\".tinywindow.serving.v1.SignalReply\x12R\n\x06Models\x12$.tinywindow.serving.v1.ModelsRequest\x1a\".tinywindow.serving.v1.ModelsReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1etinywindow/serving/votes.proto\x12\x15tinywindow.serving.v1\";\n\nFeatureRow\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\r\n\x05ts_ns\x18\x02 \x01(\x03\x12\x0e\n\x06values\x18\x03 \x03(\x02\"U\n\x0b\x46\x65\x61tureRows\x12\x15\n\rfeature_names\x18\x01 \x03(\t\x12/\n\x04rows\x18\x02 \x03(\x0b\x32!.tinywindow.serving.v1.FeatureRow\"\x87\x01\n\x0cVotesRequest\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12\x13\n\x0blatest_only\x18\x02 \x01(\x08\x12\x13\n\tarrow_ipc\x18\x03 \x01(\x0cH\x00\x12\x32\n\x04rows\x18\x04 \x01(\x0b\x32\".tinywindow.serving.v1.FeatureRowsH\x00\x42\n\n\x08\x66\x65\x61tures\"o\n\x04Vote\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\r\n\x05ts_ns\x18\x02 \x01(\x03\x12\r\n\x05\x61gent\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\x05\x12\x12\n\nconfidence\x18\x06 \x01(\x02\"^\n\x0b\x45xplanation\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12\x0f\n\x07\x66\x65\x61ture\x18\x02 \x01(\t\x12\x0b\n\x03lag\x18\x03 \x01(\x05\x12\x14\n\x0c\x63ontribution\x18\x04 \x01(\x02\x12\x0c\n\x04rank\x18\x05 \x01(\x05\"\xc8\x01\n\x06Signal\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\r\n\x05ts_ns\x18\x02 \x01(\x03\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\x05\x12\x12\n\nconfidence\x18\x04 \x01(\x02\x12\x11\n\tagreement\x18\x05 \x01(\x02\x12\r\n\x05votes\x18\x06 \x01(\x05\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x0f\n\x07\x64\x65\x63ided\x18\x08 \x01(\x08\x12\x38\n\x0c\x65xplanations\x18\t \x03(\x0b\x32\".tinywindow.serving.v1.Explanation\"8\n\nVotesReply\x12*\n\x05votes\x18\x01 \x03(\x0b\x32\x1b.tinywindow.serving.v1.Vote\"i\n\x0bSignalReply\x12*\n\x05votes\x18\x01 \x03(\x0b\x32\x1b.tinywindow.serving.v1.Vote\x12.\n\x07signals\x18\x02 \x03(\x0b\x32\x1d.tinywindow.serving.v1.Signal\"\x0f\n\rModelsRequest\"7\n\x05Model\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\";\n\x0bModelsReply\x12,\n\x06models\x18\x01 \x03(\x0b\x32\x1c.tinywindow.serving.v1.Model2\x84\x02\n\nTinyWindow\x12O\n\x05Votes\x12#.tinywindow.serving.v1.VotesRequest\x1a!.tinywindow.serving.v1.VotesReply\x12Q\n\x06Signal\x12#.tinywindow.serving.v1.VotesRequest\x1a\".tinywindow.serving.v1.SignalReply\x12R\n\x06Models\x12$.tinywindow.serving.v1.ModelsRequest\x1a\".tinywindow.serving.v1.ModelsReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,18 +39,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_VOTESREQUEST']._serialized_end=341
   _globals['_VOTE']._serialized_start=343
   _globals['_VOTE']._serialized_end=454
-  _globals['_SIGNAL']._serialized_start=457
-  _globals['_SIGNAL']._serialized_end=599
-  _globals['_VOTESREPLY']._serialized_start=601
-  _globals['_VOTESREPLY']._serialized_end=657
-  _globals['_SIGNALREPLY']._serialized_start=659
-  _globals['_SIGNALREPLY']._serialized_end=764
-  _globals['_MODELSREQUEST']._serialized_start=766
-  _globals['_MODELSREQUEST']._serialized_end=781
-  _globals['_MODEL']._serialized_start=783
-  _globals['_MODEL']._serialized_end=838
-  _globals['_MODELSREPLY']._serialized_start=840
-  _globals['_MODELSREPLY']._serialized_end=899
-  _globals['_TINYWINDOW']._serialized_start=902
-  _globals['_TINYWINDOW']._serialized_end=1162
+  _globals['_EXPLANATION']._serialized_start=456
+  _globals['_EXPLANATION']._serialized_end=550
+  _globals['_SIGNAL']._serialized_start=553
+  _globals['_SIGNAL']._serialized_end=753
+  _globals['_VOTESREPLY']._serialized_start=755
+  _globals['_VOTESREPLY']._serialized_end=811
+  _globals['_SIGNALREPLY']._serialized_start=813
+  _globals['_SIGNALREPLY']._serialized_end=918
+  _globals['_MODELSREQUEST']._serialized_start=920
+  _globals['_MODELSREQUEST']._serialized_end=935
+  _globals['_MODEL']._serialized_start=937
+  _globals['_MODEL']._serialized_end=992
+  _globals['_MODELSREPLY']._serialized_start=994
+  _globals['_MODELSREPLY']._serialized_end=1053
+  _globals['_TINYWINDOW']._serialized_start=1056
+  _globals['_TINYWINDOW']._serialized_end=1316
 # @@protoc_insertion_point(module_scope)

@@ -52,8 +52,22 @@ class Vote(_message.Message):
     confidence: float
     def __init__(self, symbol: _Optional[str] = ..., ts_ns: _Optional[int] = ..., agent: _Optional[str] = ..., model_version: _Optional[str] = ..., action: _Optional[int] = ..., confidence: _Optional[float] = ...) -> None: ...
 
+class Explanation(_message.Message):
+    __slots__ = ("agent", "feature", "lag", "contribution", "rank")
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    FEATURE_FIELD_NUMBER: _ClassVar[int]
+    LAG_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTION_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    agent: str
+    feature: str
+    lag: int
+    contribution: float
+    rank: int
+    def __init__(self, agent: _Optional[str] = ..., feature: _Optional[str] = ..., lag: _Optional[int] = ..., contribution: _Optional[float] = ..., rank: _Optional[int] = ...) -> None: ...
+
 class Signal(_message.Message):
-    __slots__ = ("symbol", "ts_ns", "action", "confidence", "agreement", "votes", "reason", "decided")
+    __slots__ = ("symbol", "ts_ns", "action", "confidence", "agreement", "votes", "reason", "decided", "explanations")
     SYMBOL_FIELD_NUMBER: _ClassVar[int]
     TS_NS_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +76,7 @@ class Signal(_message.Message):
     VOTES_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     DECIDED_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATIONS_FIELD_NUMBER: _ClassVar[int]
     symbol: str
     ts_ns: int
     action: int
@@ -70,7 +85,8 @@ class Signal(_message.Message):
     votes: int
     reason: str
     decided: bool
-    def __init__(self, symbol: _Optional[str] = ..., ts_ns: _Optional[int] = ..., action: _Optional[int] = ..., confidence: _Optional[float] = ..., agreement: _Optional[float] = ..., votes: _Optional[int] = ..., reason: _Optional[str] = ..., decided: _Optional[bool] = ...) -> None: ...
+    explanations: _containers.RepeatedCompositeFieldContainer[Explanation]
+    def __init__(self, symbol: _Optional[str] = ..., ts_ns: _Optional[int] = ..., action: _Optional[int] = ..., confidence: _Optional[float] = ..., agreement: _Optional[float] = ..., votes: _Optional[int] = ..., reason: _Optional[str] = ..., decided: _Optional[bool] = ..., explanations: _Optional[_Iterable[_Union[Explanation, _Mapping]]] = ...) -> None: ...
 
 class VotesReply(_message.Message):
     __slots__ = ("votes",)
