@@ -7,7 +7,7 @@ export RAY_USAGE_STATS_ENABLED ?= 0
 export RAY_AUTH_MODE ?= token
 export PYTHONHASHSEED ?= 0
 
-.PHONY: demo test lint typecheck unit pytest bench proto cluster-config clean help
+.PHONY: demo test lint typecheck unit pytest chromium bench proto cluster-config clean help
 
 help:
 	@echo "make demo   - run the bundled universe (tinywindow/configs/demo.yaml): backtest, paper replay, same-ledger check"
@@ -38,8 +38,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy tinywindow actors
 
-pytest: $(STAMP)
+pytest: $(STAMP) chromium
 	$(BIN)/pytest -q tests
+
+# tests/browser renders the HTML report in headless Chromium (Debian's package), installed when missing.
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update && apt-get install -y chromium; } \
+		|| { echo "tests/browser needs chromium: run 'sudo apt-get install -y chromium'"; exit 1; }
 
 unit: $(STAMP)
 	$(BIN)/pytest -q -m unit tests
