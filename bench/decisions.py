@@ -109,6 +109,7 @@ def main() -> None:
     ap.add_argument("--xs-test-fraction", type=float, default=0.3)
     ap.add_argument("--xs-rounds", type=int, default=100, help="XGBoost ranker rounds")
     ap.add_argument("--xs-iterations", type=int, default=4, help="PPO iterations of the RL scorers")
+    ap.add_argument("--xs-universes", default="synthetic,bundled", help="which cross-sectional universes to run")
     args = ap.parse_args()
     figures: dict[str, Any] = {}
     if args.section in ("all", "pipeline"):
@@ -367,6 +368,21 @@ def _xs_universe(name: str, bars: Any, feats: Any, args: argparse.Namespace, tru
     return out
 
 
+def _common_span(bars: Any) -> Any:
+    """The bars between the latest first bar and the earliest last bar of the symbols (a
+    cross-section needs every name trading)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ts = bars.column("ts").cast(pa.int64()).to_numpy()
+    sym = np.asarray(bars.column("symbol").cast(pa.string()).to_numpy(zero_copy_only=False), dtype=object)
+    lo = max(ts[sym == s].min() for s in np.unique(sym))
+    hi = min(ts[sym == s].max() for s in np.unique(sym))
+    keep = pc.and_(pc.greater_equal(bars.column("ts").cast(pa.int64()), pa.scalar(int(lo))),
+                   pc.less_equal(bars.column("ts").cast(pa.int64()), pa.scalar(int(hi))))
+    return bars.filter(keep)
+
+
 def _finite(x: float) -> float | None:
     return round(float(x), 4) if np.isfinite(x) else None
 
@@ -402,14 +418,20 @@ def cross_sectional(args: argparse.Namespace) -> dict[str, Any]:
 
     if not ray.is_initialized():
         ray.init("local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    results = {}
-    bars, truth = generate_xs(args.xs_symbols, args.xs_bars, seed=args.xs_seed)
-    print(f"\ncross-sectional: synthetic universe {args.xs_symbols} symbols x {args.xs_bars} bars with planted signals "
-          f"(seed {args.xs_seed}); last {100 * args.xs_test_fraction:.0f}% of bars out of sample", flush=True)
-    results["synthetic"] = _xs_universe("synthetic", bars, F.compute(bars), args, truth)
-    real = BundledSource("bundled", ("sp500", "nasdaq", "goog")).table()
-    print("cross-sectional: bundled data (S&P 500, NASDAQ, GOOG daily; 3 names: an IC over 3 names is noisy)", flush=True)
-    results["bundled"] = _xs_universe("bundled", real, F.compute(real), args)
+    results: dict[str, dict[str, Any]] = {}
+    universes = [u.strip() for u in args.xs_universes.split(",") if u.strip()]
+    if "synthetic" in universes:
+        bars, truth = generate_xs(args.xs_symbols, args.xs_bars, seed=args.xs_seed)
+        print(f"\ncross-sectional: synthetic universe {args.xs_symbols} symbols x {args.xs_bars} bars with planted "
+              f"signals (seed {args.xs_seed}); last {100 * args.xs_test_fraction:.0f}% of bars out of sample", flush=True)
+        results["synthetic"] = _xs_universe("synthetic", bars, F.compute(bars), args, truth)
+    if "bundled" in universes:
+        real = _common_span(BundledSource("bundled", ("sp500", "nasdaq", "goog")).table())
+        span = [str(np.datetime64(int(x), "ns").astype("datetime64[D]")) for x in
+                (real.column("ts").cast("int64").to_numpy().min(), real.column("ts").cast("int64").to_numpy().max())]
+        print(f"cross-sectional: bundled data (S&P 500, NASDAQ, GOOG daily, {span[0]}..{span[1]} where all three "
+              "trade; an IC over 3 names is noisy)", flush=True)
+        results["bundled"] = _xs_universe("bundled", real, F.compute(real), args)
     rows = [r for res in results.values() for r in res["rows"]]
     print("\nCross-sectional books, out of sample, through TradingEngine with portfolio construction "
           "(mean-variance, Ledoit-Wolf covariance), costs as configured")
@@ -424,22 +446,30 @@ def cross_sectional(args: argparse.Namespace) -> dict[str, Any]:
             ic_rows.append([uni, "oracle (planted truth)", f"{res['oracle_ic']:+.4f}", "", "", ""])
     print("\nInformation coefficient (mean per-bar Spearman of score vs next-bar return), out of sample")
     print(table(ic_rows, ["universe", "scorer", "IC", "t", "bars", "train"]))
-    syn = results["synthetic"]
-    best = max(XS_AGENTS, key=lambda a: syn["ic"][a])
-    met = syn["consensus_ic"] >= syn["ic"][best]
-    print(f"goal (synthetic: consensus IC >= best agent's IC, {best} {syn['ic'][best]:+.4f}): {'MET' if met else 'NOT MET'}")
-    return {
-        "xs_consensus_ic": round(syn["consensus_ic"], 4),
-        "xs_best_agent_ic": round(syn["ic"][best], 4),
-        "xs_consensus_sharpe": round(syn["consensus_sharpe"], 3),
-        "xs_buy_hold_sharpe": round(syn["buy_hold_sharpe"], 3),
-        "xs_long_only_sharpe": round(syn["consensus_long_only_sharpe"], 3),
-        "xs_oracle_ic": None if syn["oracle_ic"] is None else round(syn["oracle_ic"], 4),
-        "xs_bundled_consensus_ic": _finite(results["bundled"]["consensus_ic"]),
-        "xs_bundled_best_agent_ic": _finite(max(results["bundled"]["ic"].values())),
-        "xs_goal_met": met,
-    }
-
+    out: dict[str, Any] = {}
+    if "synthetic" in results:
+        syn = results["synthetic"]
+        best = max(XS_AGENTS, key=lambda a: syn["ic"][a])
+        met = syn["consensus_ic"] >= syn["ic"][best]
+        print(f"goal (synthetic: consensus IC >= best agent's IC, {best} {syn['ic'][best]:+.4f}): "
+              f"{'MET' if met else 'NOT MET'}")
+        out.update({
+            "xs_consensus_ic": round(syn["consensus_ic"], 4),
+            "xs_best_agent_ic": round(syn["ic"][best], 4),
+            "xs_consensus_sharpe": round(syn["consensus_sharpe"], 3),
+            "xs_buy_hold_sharpe": round(syn["buy_hold_sharpe"], 3),
+            "xs_long_only_sharpe": round(syn["consensus_long_only_sharpe"], 3),
+            "xs_oracle_ic": None if syn["oracle_ic"] is None else round(syn["oracle_ic"], 4),
+            "xs_goal_met": met,
+        })
+    if "bundled" in results:
+        out.update({
+            "xs_bundled_consensus_ic": _finite(results["bundled"]["consensus_ic"]),
+            "xs_bundled_best_agent_ic": _finite(max(results["bundled"]["ic"].values())),
+            "xs_bundled_consensus_sharpe": _finite(results["bundled"]["consensus_sharpe"]),
+            "xs_bundled_buy_hold_sharpe": _finite(results["bundled"]["buy_hold_sharpe"]),
+        })
+    return out
 
 if __name__ == "__main__":
     main()
