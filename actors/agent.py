@@ -4,6 +4,9 @@
   publish a signed version, serve it.
 * ``explain(features, keys)``: EXPLANATIONS of the serving version's votes on those
   (symbol, ts) rows (``tinywindow.models.explain``), for the decisions that trade.
+  ``explain_and_record(features, keys)`` journals them (``explanations``,
+  ``tinywindow.models.events``), once per (symbol, ts, version): the trading paths call it
+  for the keys of each bar's ORDERS, and ``tinywindow.records`` reads them back.
 * ``predict(features)``: VOTES for a FEATURES table (pass an ObjectRef: Ray resolves it
   zero-copy); by the in-process predictor loaded from the registry, or, after
   ``attach_serving()``, through the agent's Ray Serve deployment (a DeploymentHandle).
@@ -23,7 +26,7 @@
 * ``versions()``, ``history()``, ``use(version)``, ``status()``.
 
 Start-up is the one recovery path: the experience buffer is rebuilt from the journal's
-``outcomes`` records, and the actor serves the version its journal last put live if that
+``outcomes`` records, the decisions already explained from its ``explanations`` records, and the actor serves the version its journal last put live if that
 verifies, else the newest verified version the gate did not reject.  The class is plain
 Python; ``remote_agent`` applies ``ray.remote`` at the edge with explicit small resources and
 a few threads, so ``predict`` answers while a retrain runs.
@@ -42,10 +45,12 @@ import pyarrow as pa
 
 from actors import metrics as engine_metrics
 from tinywindow.config import Config, build
+from tinywindow.core.codec import CODEC
 from tinywindow.core.log import get_logger
 from tinywindow.crypto.journal import Journal
 from tinywindow.crypto.keystore import KeyStore
 from tinywindow.errors import DataError, ModelError, TransientError
+from tinywindow.models.events import ExplanationsRecorded, explanation_rows
 from tinywindow.models.experience import ExperienceBuffer, from_rows, to_rows
 from tinywindow.models.params import check_agent
 from tinywindow.models.predictor import Predictor
@@ -56,6 +61,7 @@ if TYPE_CHECKING:
     from actors.training.challenger import Challenger
 
 FeatureSource = Callable[[], pa.Table]
+EXPLAINED_PER_BAR = 20  # decisions explained per bar: a bar with more orders explains the first symbols
 SMALL_TABLE_BYTES = 4 * 1024**2  # below this, Arrow IPC bytes beat Ray's Table serialization
 
 
@@ -87,6 +93,8 @@ class AgentActor:
         self._journal_lock = threading.Lock()  # retrains run on a worker thread
         self._state_lock = threading.Lock()  # the buffer and the retrain job
         self.buffer = ExperienceBuffer(self.agent)
+        self._explained: set[tuple[str, int, str]] = set()  # (symbol, ts, version) journaled
+        self._explain_lock = threading.Lock()
         self.retrain_policy = RetrainPolicy(self.agent, self.cfg.agents)
         self.overrides = dict(overrides or {})
         self.threads = threads
@@ -132,6 +140,8 @@ class AgentActor:
                 self.buffer.add(from_rows(record.payload["rows"]))
             elif record.kind == "model_promotion":
                 served = record.payload["version"]
+            elif record.kind == ExplanationsRecorded.KIND:
+                self._explained |= CODEC.decode_as(ExplanationsRecorded, record.payload).keys()
         infos = self.registry.versions(self.agent)
         if served is not None:
             for info in infos:
@@ -310,6 +320,28 @@ class AgentActor:
 
         return explain(predictor, features, keys, top_k)
 
+    def explain_and_record(self, features: pa.Table, keys: Any, top_k: int = 5) -> int:
+        """``explain`` the serving version's votes on ``keys`` (a list of (symbol, ts_ns), or a
+        table with ``symbol`` and ``ts`` columns: a bar's ORDERS) and journal the decisions not
+        yet journaled for this version; returns the rows journaled (0 for a replayed bar).
+        At most ``EXPLAINED_PER_BAR`` symbols per ts, the first by symbol.  A key this agent
+        did not vote on (no full window) has no explanation."""
+        wanted = _capped(_keys(keys))
+        with self._explain_lock:  # the check and the record are one step: nothing journaled twice
+            version = self.version()
+            if version is None:
+                return 0
+            fresh = [k for k in wanted if (k[0], k[1], version) not in self._explained]
+            if not fresh:
+                return 0
+            rows = explanation_rows(self.explain(features, fresh, top_k))
+            event = ExplanationsRecorded(self.agent, rows)
+            if rows:
+                with self._journal_lock:
+                    self.journal.append(*CODEC.encode(event))
+            self._explained |= {(s, ts, version) for s, ts in fresh} | event.keys()
+            return len(rows)
+
     def version(self) -> str | None:
         return None if self.predictor is None else self.predictor.version
 
@@ -367,6 +399,25 @@ class AgentActor:
             "last_error": self._last_error,
             "experience": self.buffer.stats(),
         }
+
+
+def _keys(keys: Any) -> list[tuple[str, int]]:
+    """(symbol, ts_ns) pairs of a key list or of a table's ``symbol`` and ``ts`` columns."""
+    if isinstance(keys, pa.Table):
+        ts = keys.column("ts").cast(pa.int64()).to_pylist()
+        return [(str(s), int(t)) for s, t in zip(keys.column("symbol").to_pylist(), ts, strict=True)]
+    return [(str(s), int(t)) for s, t in keys]
+
+
+def _capped(keys: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """The distinct keys, sorted, at most ``EXPLAINED_PER_BAR`` per ts (the first symbols)."""
+    out: list[tuple[str, int]] = []
+    per_ts: dict[int, int] = {}
+    for s, ts in sorted(set(keys), key=lambda k: (k[1], k[0])):
+        if per_ts.get(ts, 0) < EXPLAINED_PER_BAR:
+            per_ts[ts] = per_ts.get(ts, 0) + 1
+            out.append((s, ts))
+    return out
 
 
 def _rejected(info: VersionInfo) -> bool:

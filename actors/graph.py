@@ -7,6 +7,7 @@ starts, watches and stops it.
         -> PortfolioActor.step(SIGNALS ref, BARS ref)      -> ORDERS, OUTCOMES ref, equity
         -> ConsensusActor.learn(OUTCOMES ref)              -> AGENT_OUTCOMES ref
         -> every AgentActor.feedback_own(AGENT_OUTCOMES ref)
+        -> every AgentActor.explain_and_record(FEATURES ref, ORDERS ref)  (journals why it voted)
 
 The GraphActor submits each bar's calls without waiting for their results: Ray resolves the
 references between the actors, and because one caller submits everything, each actor runs
@@ -141,9 +142,11 @@ class GraphActor:
         self.prev_ts = r.ts
         learned = self.consensus.learn.remote(outcomes)
         feedback = [self.agents[a].feedback_own.remote(learned) for a in self.agents]
+        # awaited like feedback (its errors stop the graph); in bar order per agent like every call
+        explained = [self.agents[a].explain_and_record.remote(feats_ref, orders) for a in self.agents]
         self.inflight.append(_InFlight(r.ts, time.perf_counter(), {
             "votes": votes, "signals": signals, "orders": orders, "outcomes": outcomes, "equity": equity,
-            "learn": learned, "feedback": feedback}))
+            "learn": learned, "feedback": feedback, "explained": explained}))
         self.inflight[-1].released = released
         self.stats.max_inflight_seen = max(self.stats.max_inflight_seen, len(self.inflight))
 
@@ -158,7 +161,8 @@ class GraphActor:
             bar = self.inflight[0]
             stage = "?"
             try:
-                for stage in ("votes", "signals", "orders", "outcomes", "equity", "learn", "feedback"):
+                for stage in ("votes", "signals", "orders", "outcomes", "equity", "learn", "feedback",
+                              "explained"):
                     ref = bar.refs[stage]
                     got = await asyncio.wait_for(_gather(ref), timeout=self.stall_s)
                     bar.refs[stage] = got

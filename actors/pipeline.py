@@ -3,7 +3,9 @@
 Prediction: DataSourceActor -> FEATURES ref -> AgentActors (each through its Serve
 deployment) -> VOTES -> ConsensusActor -> SIGNALS -> PortfolioActor (risk, orders, fills,
 journal).  Learning: PortfolioActor -> OUTCOMES -> ConsensusActor.learn -> each agent's own
-AGENT_OUTCOMES -> that AgentActor's journaled experience buffer.  Retrains run on the bar
+AGENT_OUTCOMES -> that AgentActor's journaled experience buffer.  Explanation: the keys of a
+bar's ORDERS -> every AgentActor that voted at the bar explains its votes there on the same
+FEATURES and journals them (``AgentActor.explain_and_record``).  Retrains run on the bar
 clock (``tinywindow.models.retrain.RetrainSchedule``): after every ``agents.retrain_every_bars``
 bars each agent starts a challenger on the features up to that bar only; ``retrain_lag_bars``
 bars later the pipeline waits for it and the agent applies the promotion gate (a promoted
@@ -322,6 +324,9 @@ def run_trading(
                                   else "short" if action < 0 else "flat"] += 1
                 orders = ray.get(portfolio.apply_signals.remote(signals, bar))
                 n_orders += orders.num_rows
+                if orders.num_rows:  # why each agent voting here voted as it did, on the features it voted on
+                    voters = sorted(set(v.column("agent").to_pylist()))
+                    ray.get([agents.actors[a].explain_and_record.remote(period_ref, orders) for a in voters])
                 for side in orders.column("side").to_pylist():
                     order_sides["buy" if side > 0 else "sell"] += 1
             else:

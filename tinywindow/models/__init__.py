@@ -10,6 +10,8 @@
 * ``retrain``      the retrain policy: the bar-clock schedule, and what a retrain uses
 * ``promotion``    the champion/challenger gate a retrain passes before it is served
 * ``experience``, ``learning``   an agent's own outcomes: buffered, then applied to training
+* ``explain``, ``events``   explanations of the votes that trade, and the agent journal's
+  ``explanations`` record
 * ``windows``, ``evaluation``   feature windows, walk-forward scoring
 
 Nothing here imports Ray (an import-linter contract in ``make lint`` keeps it so).  Heavy

@@ -1,4 +1,4 @@
-"""``load_run``: one run's journals (portfolio, consensus) and the model registry as DataFrames.
+"""``load_run``: one run's journals (portfolio, consensus, agents) and the model registry as DataFrames.
 
 The journals are the source of truth; ``RunRecords`` is what the report draws and the SQL store
 keeps.  The portfolio journal is replayed into a fresh ``TradingEngine`` (the PortfolioActor's
@@ -7,7 +7,9 @@ are read-only here (``_reader``): audited (chain, signatures, head), never locke
 reading needs the unlocked keystore, since payloads are encrypted.
 
 Journal names are ``<journal_dir>/<run>-<mode>-portfolio.journal`` and ``...-consensus.journal``
-(``RunConfig.actor_name``); a mode never contains ``-``, so ``<run>`` may.
+(``RunConfig.actor_name``); a mode never contains ``-``, so ``<run>`` may.  The agents' own
+journals (``<journal_dir>/agent-<name>.twj``) are shared by the runs of a data dir: the
+explanations read from them are those of the run's orders (``_explanations``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from tinywindow.core.money import dec_str
 from tinywindow.crypto.keystore import KeyStore
 from tinywindow.errors import ConfigError
 from tinywindow.execution.config import PortfolioConfig
+from tinywindow.models.events import ExplanationsRecorded
 from tinywindow.records._reader import read_records
 from tinywindow.records._replay import PortfolioReplay, Rows
 from tinywindow.risk.config import RiskConfig
@@ -259,10 +262,32 @@ def _benchmark(closes: list[tuple[int, str, Decimal]], symbols: list[str], cash:
     return pd.DataFrame({"ts": _ts([int(t) for t in wide.index]), "equity": equity.to_numpy(dtype="float64")})
 
 
-def _explanations() -> pd.DataFrame:
-    return pd.DataFrame({"symbol": pd.Series([], dtype=object), "ts": pd.Series([], dtype=_UTC),
-                         "agent": pd.Series([], dtype=object), "feature": pd.Series([], dtype=object),
-                         "contribution": pd.Series([], dtype="float64")})
+EXPLANATION_COLUMNS = ["symbol", "ts", "agent", "model_version", "feature", "lag", "contribution", "rank"]
+
+
+def _explanations(folder: Path, keys: KeyStore, orders: pd.DataFrame, votes: pd.DataFrame) -> pd.DataFrame:
+    """The explanations the agents journaled (``agent-<name>.twj`` in ``folder``, shared by every
+    run of the data dir) of this run's orders' (symbol, ts): of the model version that voted
+    there in this run when the run's votes name it."""
+    wanted = set(zip(orders["symbol"], _ns(orders["ts"]), strict=True))
+    voted = set(zip(votes["symbol"], _ns(votes["ts"]), votes["agent"], votes["model_version"], strict=True))
+    voters = {k[:3] for k in voted}
+    rows: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    for path in sorted(folder.glob("agent-*.twj")) if wanted and folder.is_dir() else []:
+        for rec in read_records(path, keys):
+            if rec.kind != ExplanationsRecorded.KIND:
+                continue
+            e = CODEC.decode_as(ExplanationsRecorded, rec.payload)
+            for s, ts, v, f, lag, c, rank in e.rows:
+                if (s, ts) in wanted and ((s, ts, e.agent, v) in voted or (s, ts, e.agent) not in voters):
+                    rows.setdefault((s, ts, e.agent, v, rank), (s, ts, e.agent, v, f, lag, c, rank))
+    out = sorted(rows.values(), key=lambda r: (r[1], r[0], r[2], r[3], r[7]))
+    df = _plain(out, EXPLANATION_COLUMNS, ("contribution",))
+    return df.astype({"lag": "int64", "rank": "int64"})
+
+
+def _ns(ts: pd.Series) -> list[int]:
+    return [int(t) for t in pd.to_datetime(ts, utc=True).astype("int64")] if len(ts) else []
 
 
 # --------------------------------------------------------------------------- load_run
@@ -297,12 +322,15 @@ def load_run(
     reg = Path(registry_dir)
     models = _models(reg if reg.is_absolute() else data_dir / reg, keys, summary)
     traded = sorted({f["symbol"] for f in rows.fills}) or sorted({s for _, s, _ in rows.closes})
+    orders = orders_frame(rows.orders)
+    base = Path(journal_dir)
+    explanations = _explanations(base if base.is_absolute() else data_dir / base, keys, orders, consensus["votes"])
     return RunRecords(
         run=run, mode=mode,
-        orders=orders_frame(rows.orders), fills=fills_frame(rows.fills), equity=equity_frame(rows.equity),
+        orders=orders, fills=fills_frame(rows.fills), equity=equity_frame(rows.equity),
         positions=positions_frame(replay.positions()),
         signals=consensus["signals"], votes=consensus["votes"], outcomes=consensus["outcomes"],
         weights=consensus["weights"], risk_events=risk_frame(rows.risk_events), models=models,
         benchmark=_benchmark(rows.closes, traded, float(replay.initial_cash)),
-        explanations=_explanations(), summary=summary, journal_seq=replay.seq,
+        explanations=explanations, summary=summary, journal_seq=replay.seq,
     )
