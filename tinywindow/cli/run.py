@@ -32,6 +32,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tinywindow.config import Config
@@ -138,9 +139,54 @@ def run_universe(
                       f"{cfg.path(cfg.crypto.journal_dir)}; models signed under {cfg.path(cfg.agents.registry_dir)}")
     finally:
         engine.stop()
+    runs = [(cfg, mode)] + ([(then_paper, "paper")] if then_paper is not None else [])
+    for i, (c, m) in enumerate(runs):
+        write_report(c, m, cfg.path("report.html" if i == 0 else f"report-{m}.html"))
     print(f"\nsummary: {cfg.path('summary.json')}")
     print(f"run finished in {time.perf_counter() - t0:.0f}s" + (f" (stopped by {stop.reason})" if stop() else ""))
     return 0 if ok else 1
+
+
+def write_report(cfg: Config, mode: str, path: Path) -> None:
+    """The run's self-contained HTML report (``tinywindow report``), read back from its journals
+    and registry, and the whole run projected into the SQL trade store (the PortfolioActor
+    projected the orders, fills and equity as it traded; signals, votes, outcomes, weights and
+    model versions are added here, as ``db rebuild`` would).  A report or store that cannot be
+    written is said and skipped: the journals are the record either way."""
+    from tinywindow.cli.keys import read_passphrase
+    from tinywindow.crypto import open_keystore
+    from tinywindow.errors import TinyWindowError
+    from tinywindow.records import load_run
+    from tinywindow.report import build_report
+
+    t0 = time.perf_counter()
+    try:
+        keys = open_keystore(cfg.crypto, cfg.data_dir, read_passphrase(cfg))
+        records = load_run(Path(cfg.data_dir), cfg.run.name, mode, keys, risk=cfg.risk, portfolio=cfg.portfolio,
+                           journal_dir=cfg.crypto.journal_dir, registry_dir=cfg.agents.registry_dir)
+        page = build_report(records, title=f"TinyWindow {cfg.run.name} ({mode})")
+    except TinyWindowError as exc:
+        print(f"report ({mode}): not written: {exc}")
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(path)
+    print(f"report ({mode}): {path} ({len(page.encode()) / 1e6:.1f} MB, {time.perf_counter() - t0:.1f}s; "
+          f"open it in a browser, it needs no network)")
+    if cfg.storage.sql_store:
+        from tinywindow.cli.db import open_store
+
+        try:
+            store = open_store(cfg, must_exist=False)
+            try:
+                store.project(records)
+            finally:
+                store.close()
+        except TinyWindowError as exc:
+            print(f"trade store ({mode}): not updated: {exc}")
+            return
+        print(f"trade store ({mode}): {store.safe_url} ({len(records.fills):,} fills, {len(records.signals):,} signals, "
+              f"{len(records.votes):,} votes)")
 
 
 def _data(engine: Engine) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, create_engine, delete, event, insert, select, text, update
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, text, update
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from tinywindow.core.codec import CODEC
@@ -266,13 +266,15 @@ class TradeStore:
                     conn.execute(insert(table), items)
             conn.execute(delete(PositionRow).where(PositionRow.run_id == rid))
             self._insert(conn, PositionRow, _position_rows(rid, positions))
-            n_orders = conn.execute(select(OrderRow.order_id).where(OrderRow.run_id == rid)).all()
-            n_fills = conn.execute(select(FillRow.seq).where(FillRow.run_id == rid)).all()
+            # counted in the database (an index range), not fetched: a commit's cost must not
+            # grow with the length of the run
+            n_orders = conn.execute(select(func.count()).select_from(OrderRow).where(OrderRow.run_id == rid)).scalar_one()
+            n_fills = conn.execute(select(func.count()).select_from(FillRow).where(FillRow.run_id == rid)).scalar_one()
             last = conn.execute(select(EquityRow.equity, EquityRow.ts).where(EquityRow.run_id == rid)
                                 .order_by(EquityRow.seq.desc()).limit(1)).first()
             first = conn.execute(select(EquityRow.ts).where(EquityRow.run_id == rid)
                                  .order_by(EquityRow.seq).limit(1)).first()
-            values = {"journal_seq": seq, "orders": len(n_orders), "fills": len(n_fills),
+            values = {"journal_seq": seq, "orders": int(n_orders), "fills": int(n_fills),
                       "final_equity": last[0] if last else None, "last_ts": last[1] if last else None,
                       "first_ts": first[0] if first else None}
             if conn.execute(select(RunRow.run_id).where(RunRow.run_id == rid)).first() is None:
