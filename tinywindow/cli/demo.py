@@ -91,7 +91,8 @@ def cmd_demo(args: argparse.Namespace, cfg: Config) -> int:
           f"{demo.path(demo.agents.registry_dir, 'xgboost')}/v0001")
     if one_time:
         print(f"the keystore passphrase was made up for this run and not stored: verifying needs only the "
-              f"public keys, but to load the sealed models later (tinywindow agents evaluate, lookahead) "
+              f"public keys, but to load the sealed models or read the journals later (tinywindow agents evaluate, "
+              f"lookahead, report, db rebuild) "
               f"set {demo.crypto.passphrase_env} before running the demo")
     return code
 

@@ -3,6 +3,7 @@
 Needs public keys only: ``--public-keys FILE`` (from ``keys export-public``) or the keystore
 folder's public halves (no passphrase).  What a path is comes from its bytes, not its name:
 
+* a folder of journals (no manifest: ``<data_dir>/journal``): each journal in it, as below;
 * a folder (or its ``MANIFEST.tw.json``): every file against the signed manifest, and each
   sealed file in it (a model version's ``*.twenc``) as below;
 * a non-empty ``*.twenc`` (a sealed file: model files, ``tuned.json.twenc``): one envelope whose
@@ -180,12 +181,28 @@ def cmd_verify(args: argparse.Namespace, cfg: Config) -> int:
         keys = KeyStore.public_ring(args.keystore or keystore_dir(cfg.crypto, cfg.data_dir))
     private = _private_keys(args, cfg)
     bad = 0
-    for name in args.paths:
-        ok, line = check_path(Path(name), keys, private)
+    for path in _expand([Path(name) for name in args.paths]):
+        ok, line = check_path(path, keys, private)
         print(line)
         bad += not ok
     bad += _check_store(cfg, private)
     return 1 if bad else 0
+
+
+JOURNAL_SUFFIXES = (".journal", ".twj")
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    """A folder of journals (no signed manifest, journal files in it: ``<data_dir>/journal``)
+    stands for each journal in it, in name order; every other path is itself."""
+    from tinywindow.crypto.manifest import MANIFEST
+
+    out: list[Path] = []
+    for p in paths:
+        journals = sorted(f for f in p.iterdir() if f.suffix in JOURNAL_SUFFIXES and f.is_file()) if (
+            p.is_dir() and not (p / MANIFEST).exists()) else []
+        out.extend(journals or [p])
+    return out
 
 
 def _check_store(cfg: Config, private: PrivateKeys | None) -> int:

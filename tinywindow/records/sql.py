@@ -156,7 +156,8 @@ def _model_rows(run_id: str, df: pd.DataFrame) -> list[dict[str, Any]]:
     for row in df.itertuples(index=False):
         d = dict(zip(df.columns, row, strict=True))
         out.append({"run_id": run_id, "agent": d["agent"], "version": d["version"], "parent": d["parent"],
-                    "created": None if pd.isna(d["created"]) else d["created"].to_pydatetime(),
+                    # microseconds: what a SQL timestamp holds (the registry's nanoseconds are rounded off)
+                    "created": None if pd.isna(d["created"]) else pd.Timestamp(d["created"]).floor("us").to_pydatetime(),
                     "served": bool(d["served"]), "decision": d["decision"], "metric": d["metric"],
                     "challenger": None if pd.isna(d["challenger"]) else float(d["challenger"]),
                     "champion": None if pd.isna(d["champion"]) else float(d["champion"])})

@@ -78,3 +78,28 @@ def test_verify_names_the_first_bad_record(env: Path, capsys: pytest.CaptureFixt
     path.write_bytes(bytes(data))
     rc, out = run(capsys, "verify", str(path), str(art))
     assert rc == 1 and "first bad record is seq 3" in out
+
+
+def test_verify_a_folder_of_journals_checks_each_journal(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``<data_dir>/journal`` (no manifest) stands for every journal in it; one bad journal
+    among them is named and makes the exit code 1."""
+    assert run(capsys, "keys", "init")[0] == 0
+    from tinywindow.config import load
+
+    cfg = load()
+    keystore = open_keystore(cfg.crypto, cfg.data_dir)
+    folder = env / "journal"
+    folder.mkdir()
+    for name in ("a-portfolio.journal", "agent-x.twj"):
+        with Journal(folder / name, keystore, fsync=False) as j:
+            for i in range(3):
+                j.append("order", {"i": i})
+    rc, out = run(capsys, "verify", str(folder))
+    assert rc == 0 and out.count(": OK, ") == 2 and "a-portfolio.journal" in out and "agent-x.twj" in out
+    path = folder / "agent-x.twj"
+    records, _ = jf.scan(path.read_bytes())
+    data = bytearray(path.read_bytes())
+    data[records[1].offset + 100] ^= 1
+    path.write_bytes(bytes(data))
+    rc, out = run(capsys, "verify", str(folder))
+    assert rc == 1 and "agent-x.twj" in out and "first bad record is seq 1" in out
