@@ -43,7 +43,7 @@ pytest: $(STAMP) chromium
 
 # tests/browser renders the HTML report in headless Chromium (Debian's package), installed when missing.
 chromium:
-	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update && apt-get install -y chromium; } \
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; } \
 		|| { echo "tests/browser needs chromium: run 'sudo apt-get install -y chromium'"; exit 1; }
 
 unit: $(STAMP)

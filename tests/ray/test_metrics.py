@@ -56,6 +56,9 @@ class ScriptedAgent:
     def feedback_own(self, agent_outcomes: pa.Table) -> int:
         return agent_outcomes.num_rows
 
+    def explain_and_record(self, features: pa.Table, keys: pa.Table, top_k: int = 5) -> int:
+        return 0  # a scripted agent has no model to explain (the graph asks after each bar's orders)
+
 
 def _cfg(root: Path, run: str) -> Config:
     KeyStore.init(root / "keys", PASSPHRASE, scrypt_log2_n=10)

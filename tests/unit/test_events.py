@@ -44,6 +44,7 @@ from tinywindow.execution.events import (
     VolatilityFitted,
 )
 from tinywindow.execution.orders import Expiry, Fill, Order
+from tinywindow.models.events import ExplanationsRecorded  # the agents' journal kind (registers it)
 from tinywindow.risk.checks import TradingState
 from tinywindow.risk.events import RiskDenied
 
@@ -77,10 +78,11 @@ SAMPLES: list[Event] = [
     CalibrationFitted("oracle", (0.55, 0.9), (0.5, 0.55), 120),
     RiskSettingsChanged(9, "c0ffee", (("allow_short", False), ("max_position", 0.1), ("vol_model", "ewma"))),
     ConsensusSettingsChanged(9, "c0ffee", (("quorum", 2), ("threshold", 0.7))),
+    ExplanationsRecorded("xgboost", (("AAA", 5, "v1", "ret_1", 0, 0.25, 1), ("AAA", 5, "v1", "vol_20", 2, -0.125, 2))),
 ]
 V1_KINDS = {"decision", "order", "fill", "expire", "risk", "outcome", "bar", "vol_fit", "state",
             "votes", "decided", "learned"}
-KINDS = V1_KINDS | {"agent_outcomes", "calibrated", "risk_set", "consensus_set"}
+KINDS = V1_KINDS | {"agent_outcomes", "calibrated", "risk_set", "consensus_set", "explanations"}
 LATER_VERSIONS = {"decided": 3, "votes": 2, "learned": 2}  # kinds whose payload spelling changed since v1
 
 
