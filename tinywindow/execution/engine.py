@@ -395,19 +395,10 @@ class TradingEngine(EventSourced):
 
     # ------------------------------------------------------------------ portfolio construction
     def returns_matrix(self, symbols: Sequence[str]) -> np.ndarray:
-        """[T, N] simple close-to-close returns of ``symbols`` over the kept closes (oldest
-        first; NaN where a close is missing)."""
-        rows = list(self.close_history)
-        closes = np.full((len(rows), len(symbols)), np.nan)
-        for t, (_, marks) in enumerate(rows):
-            for j, s in enumerate(symbols):
-                c = marks.get(s)
-                if c is not None:
-                    closes[t, j] = c
-        if len(rows) < 2:
-            return np.zeros((0, len(symbols)))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return closes[1:] / closes[:-1] - 1.0
+        """[T, N] simple returns of ``symbols`` over the kept closes (NaN where one is missing)."""
+        from tinywindow.portfolio.construction import returns_from_closes
+
+        return returns_from_closes([marks for _, marks in self.close_history], symbols)
 
     def current_weights(self, symbols: Sequence[str]) -> np.ndarray:
         """Each symbol's exposure (position plus open orders) as a signed fraction of equity."""
@@ -423,13 +414,11 @@ class TradingEngine(EventSourced):
 
     def target_weights(self, signals: Iterable[SignalRow]) -> tuple[list[WeightRow], list[tuple[int, int, str]]]:
         """WEIGHTS for the new signals: per bar time, ``PortfolioConstructor.construct`` on the
-        decided signals' scores (a no-decision or a decision to be flat is no view: weight 0;
-        ``portfolio.no_decision`` keep is refused with construction by the config), the kept
-        closes' returns and the current weights.  A symbol held (or with open orders) but
-        without a signal at that bar is in the book too, with no view: the constraints hold
-        for the whole book, so what nothing affirms is closed.  Records nothing.  Returns the rows and, for each bar
-        whose constraints cannot be met (``ConstraintError``), (ts, names, why): that bar
-        trades nothing and ``apply_signals`` records a ``RiskDenied`` CONSTRUCTION saying why."""
+        decided signals' scores, the kept closes' returns and the current weights.  No
+        decision, a decision to be flat, and a symbol held without a signal at that bar are no
+        view (weight 0), so the constraints hold for the whole book.  Records nothing; returns
+        the rows and (ts, names, why) of each bar construction refused (``apply_signals``
+        records a ``RiskDenied`` CONSTRUCTION: that bar trades nothing)."""
         from tinywindow.errors import TinyWindowError
         from tinywindow.portfolio.construction import PortfolioConstructor
 

@@ -53,12 +53,13 @@ any solve, and a solver's ``infeasible`` is mapped to the same ``ConstraintError
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import cvxpy as cp
 import numpy as np
+import pandas as pd
 
 from tinywindow.errors import ConfigError, DataError
 from tinywindow.portfolio.config import SECTION, ConstructionConfig
@@ -145,6 +146,17 @@ def ledoit_wolf(returns: np.ndarray) -> ShrunkCovariance:
     beta = min(beta, delta)
     shrinkage = 0.0 if beta == 0 else beta / delta
     return ShrunkCovariance(xc=xc, shrinkage=shrinkage, mu=mu)
+
+
+def returns_from_closes(closes: Sequence[Mapping[str, float]], symbols: Sequence[str]) -> np.ndarray:
+    """[T-1, N] simple close-to-close returns of ``symbols`` from T bars of closes (symbol ->
+    close, oldest first); NaN where either close is missing."""
+    if len(closes) < 2:
+        return np.zeros((0, len(symbols)))
+    c = pd.DataFrame.from_records(list(closes), columns=list(symbols)).to_numpy(dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out: np.ndarray = c[1:] / c[:-1] - 1.0
+    return out
 
 
 def covariance(returns: np.ndarray) -> np.ndarray:
