@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tinywindow.config import Config
+from tinywindow.config.placement import placement
 from tinywindow.core.log import get_logger
 from tinywindow.data.base import select
 from tinywindow.data.config import SourceConfig
@@ -79,7 +80,8 @@ def start_data(
     t0 = time.perf_counter()
     sink = EncryptedSink.from_config(cfg.crypto, cfg.data_dir) if cfg.data.persist else None
     for scfg in sources or cfg.data.sources:
-        stage.actors[scfg.name] = remote_data_source(**dict(actor_options or {})).remote(scfg, cfg.data, sink)
+        stage.actors[scfg.name] = remote_data_source(
+            **placement(cfg.data.num_cpus, cfg.data.resources, actor_options)).remote(scfg, cfg.data, sink)
     loading = {a.load.remote(): name for name, a in stage.actors.items()}
     while loading:
         ready, _ = ray.wait(list(loading), num_returns=1)
@@ -154,7 +156,7 @@ def start_agents(
     t0 = time.perf_counter()
     doc = cfg.model_dump(mode="json", exclude={"serving": {"token"}})
     actors = {
-        a: remote_agent(num_cpus=cfg.agents.num_cpus, **dict(actor_options or {})).remote(
+        a: remote_agent(**placement(cfg.agents.num_cpus, cfg.agents.resources, actor_options)).remote(
             a, doc, overrides=budget.get(a, {})
         )
         for a in agents
@@ -264,8 +266,10 @@ def run_trading(
     opts = dict(actor_options or {})
     roles = {"consensus": "consensus", "portfolio": "portfolio", **dict(actor_names or {})}
     names = list(agents.actors)
-    consensus = remote_consensus(num_cpus=cfg.consensus.num_cpus, **opts).remote(doc, names, roles["consensus"])
-    portfolio = remote_portfolio(num_cpus=cfg.portfolio.num_cpus, **opts).remote(doc, roles["portfolio"])
+    consensus = remote_consensus(**placement(cfg.consensus.num_cpus, cfg.consensus.resources, opts)).remote(
+        doc, names, roles["consensus"])
+    portfolio = remote_portfolio(**placement(cfg.portfolio.num_cpus, cfg.portfolio.resources, opts)).remote(
+        doc, roles["portfolio"])
     bars = bars_of(data, sources, start, end, symbols)
     by_ts = _group_by_ts(bars)
     times = sorted(by_ts)
@@ -448,9 +452,11 @@ def start_stream(
     graph_name = run.actor_name(mode, GRAPH_SUFFIX.lstrip("-"))
     made: list[Any] = []
     try:
-        consensus = remote_consensus(num_cpus=cfg.consensus.num_cpus, **opts, **life).remote(doc, names, c_name)
+        consensus = remote_consensus(**placement(cfg.consensus.num_cpus, cfg.consensus.resources, opts),
+                                     **life).remote(doc, names, c_name)
         made.append(consensus)
-        portfolio = remote_portfolio(num_cpus=cfg.portfolio.num_cpus, name=p_name, namespace=ns, **opts,
+        portfolio = remote_portfolio(**placement(cfg.portfolio.num_cpus, cfg.portfolio.resources, opts),
+                                     name=p_name, namespace=ns,
                                      **life).remote(doc, p_name)
         made.append(portfolio)
         graph = remote_graph(graph_name, ns, detached=detached).remote(

@@ -8,6 +8,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from tinywindow.config import Config
+from tinywindow.config.placement import local_resources, unoffered
+from tinywindow.core.log import get_logger
+
+log = get_logger("runtime")
 
 # Ray warns ("N PYTHON worker processes have been started ... 4x the maximum expected startup
 # concurrency") once a node's worker processes, less 8 kept for I/O workers, reach 4x its
@@ -42,10 +46,17 @@ def connect(cfg: Config, **overrides: Any) -> Any:
         kwargs["_system_config"] = {"worker_maximum_startup_concurrency": max(MIN_STARTUP_CONCURRENCY, cpus)}
         if cfg.ray.object_store_bytes:
             kwargs["object_store_memory"] = cfg.ray.object_store_bytes
+        custom = local_resources(cfg)  # a laptop runs a config written for a cluster as it is
+        if custom:
+            kwargs["resources"] = custom
     else:
         kwargs["address"] = address
     kwargs.update(overrides)
-    return ray.init(**kwargs)
+    context = ray.init(**kwargs)
+    if address is not None:
+        for line in unoffered(cfg, ray.cluster_resources()):
+            log.warning("placement: %s", line)
+    return context
 
 
 def shutdown(handle_holders: Iterable[Any] = ()) -> None:

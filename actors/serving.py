@@ -26,6 +26,7 @@ from ray import serve
 
 from actors.gateway import ARROW_STREAM, Gateway
 from tinywindow.config import Config
+from tinywindow.config.placement import placement
 from tinywindow.contracts import symbol_codes
 from tinywindow.core.log import get_logger
 from tinywindow.errors import IntegrityError, ModelError, TinyWindowError
@@ -215,7 +216,7 @@ def build_app(
         agent: deployment(AgentModel)
         .options(
             name=model_deployment_name(agent),
-            ray_actor_options={"num_cpus": s.replica_cpus},
+            ray_actor_options=placement(s.replica_cpus, s.replica_resources),
             autoscaling_config=autoscaling,
             max_ongoing_requests=max(s.max_batch_size * 2, 16),
             logging_config={"enable_access_log": False},  # internal hop: the gateway logs requests
@@ -229,7 +230,7 @@ def build_app(
     gateway_args = (token_digest, s.max_request_bytes, cfg.consensus.model_dump(), limits.model_dump())
     gateway = deployment(Gateway).options(
         name="gateway",
-        ray_actor_options={"num_cpus": s.replica_cpus},
+        ray_actor_options=placement(s.replica_cpus, s.replica_resources),
         max_ongoing_requests=256,
     )
     return gateway.bind(models, *gateway_args)

@@ -162,10 +162,16 @@ class SweepResult:
     seconds: float
 
 
-def trial_resources(samples: int, max_concurrent: int = 2) -> tuple[int, float]:
-    """(concurrent trials, CPUs per trial) that fit what the cluster has free right now."""
+def trial_resources(samples: int, max_concurrent: int = 2, agents: AgentConfig | None = None) -> tuple[int, float]:
+    """(concurrent trials, CPUs per trial) that fit what the cluster has free right now.
+
+    With ``agents.resources`` set, a trial is placed like an AgentActor: on a node offering
+    those resources, with the agent's CPU share; such nodes may not exist yet (an autoscaler
+    adds them for the trials' demand), so what is free now does not bound the sweep."""
     import ray
 
+    if agents is not None and agents.resources:
+        return max(1, min(max_concurrent, samples)), agents.num_cpus
     free = float(ray.available_resources().get("CPU", 0.0))
     if free < 0.1:
         raise ConfigError("no free CPU in the Ray cluster for tuning trials", key="ray.num_cpus")
@@ -206,7 +212,7 @@ def sweep(
     base = resolve(agent, cfg.agents, registry_root(cfg.agents, cfg.data_dir), budget, use_tuned=False).model_dump()
     space = search_space(agent)
     max_t = base["iterations"] if agent in RL_AGENTS else math.ceil(base["rounds"] / max(1, base["rounds"] // 8))
-    concurrent, cpus = trial_resources(samples, max_concurrent)
+    concurrent, cpus = trial_resources(samples, max_concurrent, cfg.agents)
     storage = tune_storage(cfg.agents.tune_dir, cfg.data_dir)  # absolute, or a pyarrow.fs URI
     run_name = name or f"{agent}-{time.strftime('%Y%m%d-%H%M%S')}"
     bar = _trial_bar(samples, f"tune {agent}")
@@ -222,7 +228,7 @@ def sweep(
             cost=cfg.agents.cost,
             seed=seed,
         ),
-        {"cpu": cpus},
+        {"cpu": cpus, **cfg.agents.resources},  # a trial trains an agent: it goes where agents go
     )
     tuner = tune.Tuner(
         trainable,

@@ -17,11 +17,11 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from tinywindow.core.settings import Section, require_ordered
+from tinywindow.core.settings import PlacementResources, Section, require_ordered
 
 # Read only when the consensus actor starts (its placement and its checkpoint store), never
 # by the book: ``tinywindow config set`` refuses them on a running engine.
-STARTUP_ONLY = frozenset({"checkpoint_every", "num_cpus"})
+STARTUP_ONLY = frozenset({"checkpoint_every", "num_cpus", "resources"})
 
 
 class ConsensusConfig(Section):
@@ -38,6 +38,7 @@ class ConsensusConfig(Section):
     calibration_window: int = Field(default=2_000, ge=2, le=10_000_000)  # an agent's latest outcomes a fit uses
     checkpoint_every: int = Field(default=200, ge=1, le=10_000_000)  # journal records between checkpoints
     num_cpus: float = Field(default=0.05, ge=0.0, le=1024)
+    resources: PlacementResources = Field(default_factory=dict)  # Ray custom resources of its actor
     mode: Literal["vote", "score"] = "vote"
     score_method: Literal["zscore", "rank"] = "zscore"
     score_threshold: float = Field(default=0.0, ge=0.0, le=1e6)  # |combined score| below it: flat

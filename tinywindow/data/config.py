@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, model_validator
 
-from tinywindow.core.settings import Section, TimeZoneName, config_error
+from tinywindow.core.settings import PlacementResources, Section, TimeZoneName, config_error
 
 
 class PlantedConfig(Section):
@@ -114,6 +114,9 @@ class DataConfig(Section):
         max_length=256,
     )
     cache_bytes: int = Field(default=512 * 1024**2, ge=0, le=2**40)  # up to 1 TiB
+    num_cpus: float = Field(default=0.0, ge=0.0, le=1024)  # CPUs each DataSourceActor holds
+    # Ray custom resources each DataSourceActor asks for (e.g. ``{sources: 1}``; docs/scaling.md)
+    resources: PlacementResources = Field(default_factory=dict)
     on_bad_rows: Literal["reject", "quarantine"] = "reject"
     persist: bool = False
     segment_rows: int = Field(default=1_000_000, ge=1, le=100_000_000)

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from tinywindow.core.settings import Section
+from tinywindow.core.settings import PlacementResources, Section
 from tinywindow.portfolio.config import ConstructionConfig
 
 
@@ -28,6 +28,7 @@ class PortfolioConfig(Section):
     checkpoint_every: int = Field(default=200, ge=1, le=10_000_000)  # journal records between checkpoints
     events_kept: int = Field(default=100_000, ge=1, le=100_000_000)  # outcomes / risk events held in memory
     num_cpus: float = Field(default=0.05, ge=0.0, le=1024)
+    resources: PlacementResources = Field(default_factory=dict)  # Ray custom resources of its actor
     no_decision: Literal["flat", "keep"] = "flat"
     # target weights of the whole book from the consensus scores, under constraints, with an
     # optimiser (``tinywindow.portfolio``); method "none" sizes each symbol alone (the

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from tinywindow.core.settings import Section
+from tinywindow.core.settings import PlacementResources, Section
 
 
 class PromotionConfig(Section):
@@ -57,4 +57,8 @@ class AgentConfig(Section):
     valid_bars: int = Field(default=504, ge=20, le=10_000_000)  # walk-forward validation length (2 years)
     tune_dir: str = "tune"
     num_cpus: float = Field(default=0.25, ge=0.0, le=1024)
+    # Ray custom resources every AgentActor and every Tune trial of a sweep asks for (e.g.
+    # ``{agents: 1}``): on a cluster they run on nodes offering them, and an autoscaler adds
+    # such nodes for them; ``{}`` places by CPU alone (docs/scaling.md)
+    resources: PlacementResources = Field(default_factory=dict)
     promotion: PromotionConfig = PromotionConfig()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr, model_validator
 
-from tinywindow.core.settings import Section, config_error, require_ordered
+from tinywindow.core.settings import PlacementResources, Section, config_error, require_ordered
 from tinywindow.serving.limits import GatewayLimits
 
 
@@ -19,6 +19,7 @@ class ServingConfig(Section):
     min_replicas: int = Field(default=1, ge=0, le=10_000)
     max_replicas: int = Field(default=2, ge=1, le=10_000)
     replica_cpus: float = Field(default=0.25, gt=0, le=1024)
+    replica_resources: PlacementResources = Field(default_factory=dict)  # Ray custom resources of each replica
     max_batch_size: int = Field(default=64, ge=1, le=100_000)
     batch_wait_timeout_s: float = Field(default=0.0, ge=0, le=60.0)  # 0: batch whatever queued during the last pass
     limits: GatewayLimits = Field(default_factory=GatewayLimits)  # hostile-input bounds (docs/reliability/gateway.md)
