@@ -167,7 +167,10 @@ def test_config_check_prints_the_plan_of_a_users_close_only_files(tmp_path: Path
     assert "source mine [train+trade]: 1 symbols, 1,000 bars 2009-01-02 21:00:00" in out  # 16:00 New York = 21:00 UTC
     assert "feature atr_14 unavailable: needs high, low, not in the data of ABC (close-only)" in out
     assert "trade: 219 bar times of 1 symbols (ABC)" in out
+    assert "placement: by CPU alone" in out
     assert not (tmp_path / "state").exists()  # a check writes nothing
+    assert main(["-s", "agents.resources={agents: 1}", "config", "check", str(path)]) == 0
+    assert "placement: agents.resources {'agents': 1.0}" in capsys.readouterr().out
     assert main(["config", "check", str(path), "--json"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["symbols"] == ["ABC"] and plan["trade_bars"] == 219

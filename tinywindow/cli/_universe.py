@@ -69,4 +69,9 @@ def check(path: str | Path, overrides: Sequence[str] = (), mode: str | None = No
         s = cfg.run.paper
         lines.append(f"  stream: {'as fast as the graph takes bars' if s.speed == 0 else f'{s.speed:g} market s per s'}, "
                      f"at most {s.max_inflight} bars in flight" + (f", the last {s.bars} bars" if s.bars else ""))
+    from tinywindow.config.placement import requested
+
+    asks = requested(cfg)
+    lines.append("  placement: " + ("; ".join(f"{k} {v}" for k, v in asks.items()) + " (nodes offering them; "
+                 "a local run declares them itself)" if asks else "by CPU alone (no custom resources asked for)"))
     return cfg, plan, lines
