@@ -78,33 +78,52 @@ def session_pids(sid: int) -> list[int]:
     return out
 
 
-def stop_session(proc: subprocess.Popen[Any], grace_s: float = 60.0) -> None:
-    """SIGTERM every process of ``proc``'s session, wait, then SIGKILL what is left.
+def stop_session(proc: subprocess.Popen[Any], grace_s: float = 3.0, kill_s: float = 30.0) -> None:
+    """SIGTERM every process of ``proc``'s session, give them ``grace_s`` to exit, then SIGKILL
+    what is left until nothing of the session is alive (``kill_s`` at most).
 
-    ``ray start --block`` leaves ``gcs_server`` running for many seconds after its process
-    group is signalled, so the session (not only the group) is swept; processes that already
-    exited are fine."""
+    ``ray start --block`` leaves ``gcs_server`` (and the autoscaler's monitor, and the raylets of
+    the nodes a fake_multinode autoscaler launched) running for half a minute after its process
+    group is signalled; they hold nothing a test keeps (the GCS state is in memory, the test
+    deletes the temp dir), so after a short grace they are killed.  The session, not only the
+    group, is swept: every Ray process ``ray start`` spawned stays in it, orphans included.
+    Processes that already exited are fine."""
     sid = proc.pid
     for pid in session_pids(sid) or [proc.pid]:
         _signal_pid(pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=grace_s)
     deadline = time.monotonic() + grace_s
     while session_pids(sid) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    for pid in session_pids(sid):
-        _signal_pid(pid, signal.SIGKILL)
+        time.sleep(0.2)
+    deadline = time.monotonic() + kill_s
+    while (left := session_pids(sid)) and time.monotonic() < deadline:
+        for pid in left:  # again while any is left: one may have forked meanwhile
+            _signal_pid(pid, signal.SIGKILL)
+        time.sleep(0.1)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=10)
+    if left := session_pids(sid):
+        print(f"processes of session {sid} still alive after SIGKILL: {left}", file=sys.stderr)
 
 
 class RayHead:
     """A head node started with ``ray start --head --block`` in its own session, on ports Ray
-    binds itself (``--port=0``, ``--dashboard-port=0``), with its own auth token (a fresh
-    machine has no ``~/.ray/auth_token``) and its own temp dir (short: Unix socket paths)."""
+    binds itself (``--port=0``, ``--dashboard-port=0``, and the dashboard agent's HTTP port:
+    its default 52365 is taken whenever another Ray runs on the machine, and a head whose agent
+    could not bind it accepts no job), with its own auth token (a fresh machine has no
+    ``~/.ray/auth_token``) and its own temp dir (short: Unix socket paths).
 
-    def __init__(self, num_cpus: int = 2) -> None:
+    ``autoscaling_config``: a cluster config the head's autoscaler (its ``monitor`` process)
+    follows, e.g. ``cluster/local-autoscale.yaml`` with ``extra_env={"RAY_FAKE_CLUSTER": "1"}``
+    (``extra_env``: the head's environment only, on top of ``env()``); the nodes it launches are
+    processes of the head's session, stopped with it.  ``port``: the GCS port (0: any free one;
+    fake_multinode workers join the GCS at 6379 only)."""
+
+    def __init__(self, num_cpus: int = 2, *, port: int = 0, autoscaling_config: Path | None = None,
+                 extra_env: Mapping[str, str] | None = None) -> None:
         self.num_cpus = num_cpus
+        self.port = port
+        self.autoscaling_config = autoscaling_config
+        self.extra_env = dict(extra_env or {})
         self.temp = tempfile.mkdtemp(prefix="twhead-", dir="/tmp")
         self.token_path = Path(self.temp) / "auth_token"
         self.token_path.write_text(secrets.token_hex(32))
@@ -129,10 +148,11 @@ class RayHead:
     def _start_once(self) -> None:
         log = open(Path(self.temp) / "head.out", "wb")  # noqa: SIM115 - the head keeps writing it
         self.proc = subprocess.Popen(
-            [RAY, "start", "--head", "--block", f"--num-cpus={self.num_cpus}", "--port=0",
+            [RAY, "start", "--head", "--block", f"--num-cpus={self.num_cpus}", f"--port={self.port}",
              "--dashboard-host=127.0.0.1", "--dashboard-port=0", f"--temp-dir={self.temp}",
-             "--include-dashboard=true"],
-            env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+             "--include-dashboard=true", "--dashboard-agent-listen-port=0",
+             *([f"--autoscaling-config={self.autoscaling_config}"] if self.autoscaling_config else [])],
+            env={**self.env(), **self.extra_env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         proc = self.proc
 
