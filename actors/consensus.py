@@ -100,10 +100,12 @@ class ConsensusActor(SettingsParticipant):
             return self.book.signals_at(0, [])
         return self.book.decide(int(pc.max(t.column("ts").cast(pa.int64())).as_py()))
 
-    def on_agent_votes(self, ts: int, *votes: pa.Table) -> pa.Table:
+    def on_agent_votes(self, ts: int, *votes: pa.Table, after: Any = None) -> pa.Table:
         """The actor graph's call: every agent's VOTES for bar time ``ts`` (each agent's
         table as it arrived; rows for other times are left out), decided at ``ts``.  With no
-        vote at ``ts`` the SIGNALS table is empty and nothing is recorded."""
+        vote at ``ts`` the SIGNALS table is empty and nothing is recorded.  ``after``: the
+        previous bar's ``learn`` result, unused: as a reference argument it makes Ray run this
+        call only after that one (``actors.graph``)."""
         parts = [validate(v, VOTES, source=f"{self.name}.on_agent_votes") for v in votes]
         parts = [v.filter(pc.equal(v.column("ts").cast(pa.int64()), pa.scalar(int(ts), pa.int64()))) for v in parts]
         t = pa.concat_tables([v for v in parts if v.num_rows]) if any(v.num_rows for v in parts) else None

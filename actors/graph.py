@@ -13,7 +13,10 @@ The GraphActor submits each bar's calls without waiting for their results: Ray r
 references between the actors, and because one caller submits everything, each actor runs
 its calls in bar order (consensus: learn(t-1) before on_agent_votes(t); portfolio:
 step(t-1) before step(t)) - the order of ``actors.pipeline.run_trading``, so a backtest and a
-paper run of the same bars and models trade the same ledger.  At most ``run.paper.max_inflight``
+paper run of the same bars and models trade the same ledger.  A restarted consensus or
+portfolio (its node lost) gets the calls in flight again (``max_task_retries``), but Ray 2.60
+does not keep their submission order then: so on_agent_votes(t) also takes learn(t-1)'s result
+as an argument, and Ray runs it only after that one (step(t) follows through the data).  At most ``run.paper.max_inflight``
 bars are in the graph; ``on_bar`` returns only when there is room, and the source awaits it
 (backpressure: a slow stage makes the source wait, memory stays bounded).  Several sources
 are merged onto one clock by watermark (``tinywindow.engine.merge``).
@@ -98,6 +101,7 @@ class GraphActor:
         self._draining = asyncio.Lock()
         self._stopped = asyncio.Event()  # set when a stop has drained and checkpointed
         self.prev_ts: int | None = None  # the bar before the next one (the portfolio checks it)
+        self._learned: Any = None  # the previous bar's learn ref: the next bar's decision waits for it
         self._settings_lock = asyncio.Lock()  # one runtime settings change at a time
 
     # ------------------------------------------------------------------ flow
@@ -137,10 +141,10 @@ class GraphActor:
         feats = pa.concat_tables([f for _, f in parts]).unify_dictionaries().combine_chunks()
         bars_ref, feats_ref = ray.put(bars), ray.put(feats)
         votes = [self.agents[a].predict.remote(feats_ref, True) for a in self.agents]
-        signals = self.consensus.on_agent_votes.remote(r.ts, *votes)
+        signals = self.consensus.on_agent_votes.remote(r.ts, *votes, after=self._learned)
         orders, outcomes, equity = self.portfolio.step.options(num_returns=3).remote(signals, bars_ref, self.prev_ts)
         self.prev_ts = r.ts
-        learned = self.consensus.learn.remote(outcomes)
+        learned = self._learned = self.consensus.learn.remote(outcomes)
         feedback = [self.agents[a].feedback_own.remote(learned) for a in self.agents]
         # awaited like feedback (its errors stop the graph); in bar order per agent like every call
         explained = [self.agents[a].explain_and_record.remote(feats_ref, orders) for a in self.agents]
@@ -199,6 +203,8 @@ class GraphActor:
             self.versions[agent].update(at.column("model_version").to_pylist())
 
     def _fail(self, exc: BaseException) -> None:
+        if self.state == "failed":
+            return  # the first failure is the cause (another source's drain then trips over its bar)
         self.state, self.error = "failed", f"{type(exc).__name__}: {exc}"
         self.log.error("graph %s failed: %s", self.name, self.error)
 
@@ -358,10 +364,18 @@ def _day(ts: int) -> str:
 
 
 def remote_graph(name: str, namespace: str, detached: bool = False, **options: Any) -> Any:
-    """``GraphActor`` as a named Ray actor (``detached``: outlives the driver that made it)."""
-    import ray
+    """``GraphActor`` as a named Ray actor (``detached``: outlives the driver that made it).
 
-    opts: dict[str, Any] = {"num_cpus": 0, "name": name, "namespace": namespace, "max_concurrency": 64, **options}
+    It runs on the node of the process that creates it (the driver: the head for a cluster
+    job).  With no resources of its own Ray places it on any node (a soft affinity spreads it
+    too, measured on Ray 2.60), and a graph has no restart path (its bars in flight live in its
+    memory): it must not go down with a worker node whose actors restart elsewhere."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    opts: dict[str, Any] = {"num_cpus": 0, "name": name, "namespace": namespace, "max_concurrency": 64,
+                            "scheduling_strategy": here, **options}
     if detached:
         opts["lifetime"] = "detached"
     return ray.remote(GraphActor).options(**opts)

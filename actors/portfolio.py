@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from actors import metrics as engine_metrics
 from actors.settings import SettingsParticipant, SettingsStage
@@ -128,14 +129,25 @@ class PortfolioActor(SettingsParticipant):
         After a restart the first step re-sends the outcomes still in memory; the consensus
         learns each outcome once.  ``prev_ts``: the bar the graph sent before this one; a step
         whose predecessor this account has not processed (it failed upstream) is refused, so
-        no bar is skipped and a resumed run starts at the failed one."""
+        no bar is skipped and a resumed run starts at the failed one.
+
+        A step for a bar this account has processed already is Ray's retry of a call whose
+        first attempt was journaled before the actor died and whose reply was lost: nothing is
+        applied twice (signals and bars de-duplicate), and the orders come back as the first
+        attempt made them (from the journal); the equity is the account's now, which is the
+        equity after that bar (the graph's next step waits for this one's outcomes)."""
         last = self.last_bar_ts()
-        if prev_ts is not None and last != prev_ts:
+        this = int(pc.max(bars.column("ts").cast(pa.int64())).as_py()) if bars.num_rows else None
+        retried = this is not None and last is not None and this <= last
+        if prev_ts is not None and last != prev_ts and not retried:
             from tinywindow.errors import DataError
 
             raise DataError(f"{self.name}.step: the previous bar ({prev_ts}) was not processed (last is {last}): "
                             "an earlier stage failed; stopping here so that no bar is skipped", source=self.name)
         orders = self.apply_signals(signals, bars)
+        if retried:
+            assert this is not None
+            orders = self._orders_at(this)
         outcomes, self._step_seq = self.outcomes_since(self._step_seq)
         return orders, outcomes, dec_str(self.engine.portfolio.equity())
 
@@ -156,6 +168,14 @@ class PortfolioActor(SettingsParticipant):
             if isinstance(event, OrderSubmitted):
                 out.append(CODEC.payload(event))
         return out
+
+    def _orders_at(self, ts: int) -> pa.Table:
+        """ORDERS this account decided at bar time ``ts``, from its journal."""
+        from tinywindow.execution.events import OrderSubmitted
+
+        events = [CODEC.decode(rec.kind, rec.payload) for rec in self.durable.journal.records()
+                  if rec.kind == OrderSubmitted.KIND]
+        return orders_table(e for e in events if isinstance(e, OrderSubmitted) and e.order.ts == ts)
 
     def outcomes_since(self, seq: int = 0) -> tuple[pa.Table, int]:
         """OUTCOMES with seq >= ``seq`` (still in memory) and the next seq to ask for."""
