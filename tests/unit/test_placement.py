@@ -71,11 +71,19 @@ def test_bad_requests_are_refused_naming_the_key(key: str, value: dict[str, floa
     assert key in str(err.value) and words in str(err.value)
 
 
-def test_a_resource_no_node_offers_is_named() -> None:
-    cfg = Config().set("agents.resources", {"agents": 1}).set("data.resources", {"sources": 1})
-    lines = unoffered(cfg, {"CPU": 4.0, "agents": 3.0})
-    assert len(lines) == 1 and lines[0].startswith("data.resources asks for sources=1")
-    assert unoffered(cfg, {"agents": 1.0, "sources": 2.0}) == []
+def test_a_resource_the_cluster_has_too_little_of_is_named() -> None:
+    cfg = (Config().set("agents.resources", {"agents": 1}).set("data.resources", {"sources": 1})
+           .set("run.agents", ["lstm", "xgboost"]))
+    n_sources = len(cfg.data.sources)
+    lines = unoffered(cfg, {"CPU": 4.0, "agents": 3.0, "sources": n_sources - 0.5})
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"the run asks for sources={n_sources:g} (data.resources sources=1 x {n_sources})")
+    # every actor of a kind counts: two agents need two units, one is not enough
+    assert "agents=2" in unoffered(cfg, {"agents": 1.0, "sources": 99.0})[0]
+    assert unoffered(cfg, {"agents": 2.0, "sources": float(n_sources)}) == []
+    # two kinds asking for the same resource add up
+    both = cfg.set("portfolio.resources", {"agents": 0.5})
+    assert unoffered(both, {"agents": 2.0, "sources": 99.0})[0].startswith("the run asks for agents=2.5")
 
 
 def test_consensus_resources_cannot_change_on_a_running_engine() -> None:

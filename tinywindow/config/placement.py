@@ -57,15 +57,35 @@ def local_resources(cfg: Config) -> dict[str, float]:
     return {name: LOCAL_CAPACITY for req in requested(cfg).values() for name in req}
 
 
+def demand(cfg: Config) -> dict[str, tuple[int, dict[str, float]]]:
+    """Per config key: how many actors of that kind a run starts and what each asks for (one
+    per data source, one per agent of ``run.agents``; one consensus, one portfolio; Serve
+    replicas: up to ``serving.max_replicas`` per agent model and the gateway's)."""
+    counts = {
+        "agents.resources": len(cfg.run.agents),
+        "data.resources": len(cfg.data.sources),
+        "consensus.resources": 1,
+        "portfolio.resources": 1,
+        "serving.replica_resources": max(cfg.serving.max_replicas, 1) * (len(cfg.run.agents) + 1),
+    }
+    return {key: (counts[key], req) for key, req in requested(cfg).items()}
+
+
 def unoffered(cfg: Config, cluster_total: Mapping[str, float]) -> list[str]:
-    """One line per requested custom resource that no node of the cluster offers now (an
-    autoscaler may still add one; without one, the actor waits PENDING forever)."""
-    out = []
-    for key, req in requested(cfg).items():
+    """One line per custom resource the cluster offers less of now than the run's actors ask
+    for together (an autoscaler may still add nodes; without one, the actors that do not fit
+    wait PENDING forever)."""
+    need: dict[str, float] = {}
+    why: dict[str, list[str]] = {}
+    for key, (n, req) in demand(cfg).items():
         for name, amount in req.items():
-            have = float(cluster_total.get(name, 0.0))
-            if have < amount:
-                out.append(f"{key} asks for {name}={amount:g} per actor; the cluster offers {have:g} now: "
-                           f"those actors wait until a node with {name!r} joins (an autoscaler's node type "
-                           f"declaring it, or `ray start --resources='{{\"{name}\": N}}'`)")
+            need[name] = need.get(name, 0.0) + n * amount
+            why.setdefault(name, []).append(f"{key} {name}={amount:g} x {n}")
+    out = []
+    for name, total in need.items():
+        have = float(cluster_total.get(name, 0.0))
+        if have < total:
+            out.append(f"the run asks for {name}={total:g} ({', '.join(why[name])}); the cluster offers {have:g} "
+                       f"now: actors that do not fit wait until nodes with {name!r} join (an autoscaler's node "
+                       f"type declaring it, or `ray start --resources='{{\"{name}\": N}}'`)")
     return out
