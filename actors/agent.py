@@ -14,7 +14,9 @@
   ``model_promotion``) and, when serving, put live on the deployment without downtime
   (``actors.serving.promote``).
 * ``feedback(agent_outcomes)``: this agent's own AGENT_OUTCOMES rows (another agent's row is
-  refused) are journaled (``outcomes``) and buffered (``tinywindow.models.experience``).
+  refused) are journaled (``outcomes``) and buffered (``tinywindow.models.experience``), once
+  per (symbol, ts): rows of a key already received are skipped (a retried call journals
+  nothing twice).
 * ``start_retrain(features)`` / ``finish_retrain()``: the caller (``actors.pipeline``) starts
   a retrain at a fixed bar with the features up to that bar; it runs on a worker thread with
   a snapshot of the buffer and of the serving champion while ``predict`` keeps answering.
@@ -22,14 +24,25 @@
   decision (``tinywindow.models.promotion``), journals it with both scores
   (``promotion_decision``) and serves the challenger only if it was promoted.  Nothing
   happens on a timer: which version votes on which bar depends only on the bar clock.
-  ``retrain(features)`` is both at once.
+  ``retrain(features)`` is both at once.  A retrain runs in the actor's memory: if the actor
+  restarts before ``finish_retrain`` (its node lost), the retrain is lost, and
+  ``finish_retrain`` on the restarted actor journals and returns a "not promoted" decision
+  (``RETRAIN_LOST``; ``challenger`` and ``champion`` None); retried after its decision was
+  journaled, it returns that decision again.
 * ``versions()``, ``history()``, ``use(version)``, ``status()``.
 
 Start-up is the one recovery path: the experience buffer is rebuilt from the journal's
-``outcomes`` records, the decisions already explained from its ``explanations`` records, and the actor serves the version its journal last put live if that
-verifies, else the newest verified version the gate did not reject.  The class is plain
-Python; ``remote_agent`` applies ``ray.remote`` at the edge with explicit small resources and
-a few threads, so ``predict`` answers while a retrain runs.
+``outcomes`` records, the decisions already explained from its ``explanations`` records, a
+retrain started and not decided (``retrain_started``) is known lost, and the actor serves the
+version its journal last put live if that verifies, else the newest verified version the gate
+did not reject.  The class is plain Python; ``remote_agent`` applies ``ray.remote`` at the
+edge with explicit small resources and a few threads, so ``predict`` answers while a retrain
+runs, and makes it restartable: every method the graph and the pipeline call is safe to run
+twice (``predict`` and ``explain`` are pure, ``explain_and_record`` and ``feedback`` skip what
+the journal has).  A restarted actor predicts in-process, not through Serve (the handle is not
+re-acquired), with the version its journal last put live, which is the one the deployment
+was last told to serve; it still puts later versions live on the app its journal names
+(``serving_attached``).
 """
 
 from __future__ import annotations
@@ -63,6 +76,7 @@ if TYPE_CHECKING:
 FeatureSource = Callable[[], pa.Table]
 EXPLAINED_PER_BAR = 20  # decisions explained per bar: a bar with more orders explains the first symbols
 SMALL_TABLE_BYTES = 4 * 1024**2  # below this, Arrow IPC bytes beat Ray's Table serialization
+RETRAIN_LOST = "retrain lost with the actor's restart: not promoted"  # finish_retrain's reason then
 
 
 def _is_ray_handle(obj: Any) -> bool:
@@ -104,8 +118,15 @@ class AgentActor:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"retrain-{agent}")
         self._job: Future[Challenger] | None = None
         self._last_error: str | None = None
-        self.predictor: Predictor | None = self._start_up()  # the one recovery path
+        self._fed: set[tuple[str, int]] = set()  # (symbol, ts) of the outcomes journaled (feedback)
+        # a retrain a previous incarnation started and did not decide (the journal's
+        # ``retrain_started`` payload), and the decision of one it did decide (a retried
+        # ``finish_retrain`` returns it): both rebuilt by ``_start_up``
+        self._lost_retrain: dict[str, Any] | None = None
+        self._decided: dict[str, Any] | None = None
         self.serve_app = serve_app
+        self._actor_id = _actor_id()  # the same across this actor's restarts; None in-process
+        self.predictor: Predictor | None = self._start_up()  # the one recovery path
         self._handle: Any = None
 
     # ------------------------------------------------------------------ serving
@@ -118,6 +139,8 @@ class AgentActor:
 
         self.serve_app = app
         self._handle = serve.get_deployment_handle(model_deployment_name(self.agent), app)
+        with self._journal_lock:  # this actor, restarted, puts its later versions live there too
+            self.journal.append("serving_attached", {"agent": self.agent, "app": app, "actor": self._actor_id})
         status: dict[str, Any] = self._handle.status.remote().result()
         return status.get("version")
 
@@ -135,13 +158,29 @@ class AgentActor:
     def _start_up(self) -> Predictor | None:
         """Rebuild the buffer from the journal; load the version to serve (module docstring)."""
         served: str | None = None
+        started: dict[str, Any] | None = None  # the retrain started last, until decided
         for record in self.journal.records():
             if record.kind == "outcomes":
                 self.buffer.add(from_rows(record.payload["rows"]))
+                self._fed |= {(str(r[0]), int(r[1])) for r in record.payload["rows"]}
             elif record.kind == "model_promotion":
                 served = record.payload["version"]
             elif record.kind == ExplanationsRecorded.KIND:
                 self._explained |= CODEC.decode_as(ExplanationsRecorded, record.payload).keys()
+            elif record.kind == "retrain_started":
+                started, self._decided = record.payload, None
+            elif record.kind == "promotion_decision":
+                # answered again only to a retry: the decision of a retrain this actor started
+                # in a previous incarnation (the same actor id across restarts)
+                mine = started is not None and self._actor_id is not None and started.get("actor") == self._actor_id
+                self._decided = record.payload if mine else None
+                started = None
+            elif record.kind == "retrain_failed":
+                started, self._decided = None, None
+            elif record.kind == "serving_attached" and self._actor_id is not None \
+                    and record.payload.get("actor") == self._actor_id:
+                self.serve_app = self.serve_app or record.payload["app"]  # attached before a restart
+        self._lost_retrain = started  # started by this actor before a restart, or by an earlier one
         infos = self.registry.versions(self.agent)
         if served is not None:
             for info in infos:
@@ -220,10 +259,16 @@ class AgentActor:
         with self._state_lock:
             if self._job is not None:
                 raise ModelError(f"agent {self.agent}: a retrain is already in flight (call finish_retrain first)")
+            if self._lost_retrain is not None:  # lost before a restart and never finished: close it
+                self._retrain_lost()
             data = _owned(self._data(features))
             champion = self.predictor
             plan = self.retrain_policy.plan(warm=True, serving=None if champion is None else champion.version)
             outcomes = self.buffer.table()
+            with self._journal_lock:  # a restart before finish_retrain then knows it lost one
+                self.journal.append("retrain_started", {"agent": self.agent, "parent": plan.parent,
+                                                        "outcomes": outcomes.num_rows, "actor": self._actor_id})
+            self._decided = None
             self._job = self._pool.submit(self._challenger, data, plan, champion, outcomes)
         engine_metrics.retrain_started(self.cfg.run.name, self.agent)
         return {"agent": self.agent, "parent": plan.parent, "outcomes": outcomes.num_rows}
@@ -243,9 +288,16 @@ class AgentActor:
 
     def finish_retrain(self, timeout_s: float = 900.0) -> dict[str, Any]:
         """Wait for the retrain in flight (its error is raised here), apply and journal the
-        gate's decision; returns it with both scores."""
+        gate's decision; returns it with both scores.  On a restarted actor (see the module
+        docstring): the lost retrain's "not promoted" decision, or the decision its previous
+        incarnation journaled (Ray's retry of this call)."""
         job = self._job
         if job is None:
+            if self._lost_retrain is not None:
+                return self._retrain_lost()
+            if self._decided is not None:
+                decided, self._decided = self._decided, None  # answered once
+                return {**decided, "serving": self.version(), "seconds": None, "train": {}}
             raise ModelError(f"agent {self.agent}: no retrain in flight")
         try:
             ch = job.result(timeout=timeout_s)
@@ -254,6 +306,8 @@ class AgentActor:
         except Exception as exc:
             self._job = None
             self._last_error = f"{type(exc).__name__}: {exc}"
+            with self._journal_lock:  # closes the retrain_started record: nothing lost on a restart
+                self.journal.append("retrain_failed", {"agent": self.agent, "error": self._last_error[:500]})
             raise
         self._job = None
         self._last_error = None
@@ -276,6 +330,21 @@ class AgentActor:
             self._promote(ch.result.version, "gate")
         self.log.info("%s %s %s: %s", self.agent, ch.result.version, "promoted" if d.promote else "rejected", d.reason)
         return {**record, "serving": self.version(), "seconds": meta.get("seconds"), "train": meta["train"]}
+
+    def _retrain_lost(self) -> dict[str, Any]:
+        """Journal (as a rejection) and return the decision on a retrain lost with a restart."""
+        started = self._lost_retrain or {}
+        record = {
+            "agent": self.agent, "version": None, "parent": started.get("parent"), "promote": False,
+            "reason": RETRAIN_LOST, "metric": self.cfg.agents.promotion.metric, "champion": None,
+            "challenger": None, "gate_window": None, "outcomes": None,
+        }
+        with self._journal_lock:
+            self.journal.append("promotion_decision", record)
+        self._lost_retrain, self._decided = None, None
+        engine_metrics.promotion_decided(self.cfg.run.name, self.agent, False)
+        self.log.warning("%s: %s", self.agent, RETRAIN_LOST)
+        return {**record, "serving": self.version(), "seconds": None, "train": {}}
 
     def retrain(self, features: pa.Table | None = None) -> dict[str, Any]:
         """``start_retrain`` then ``finish_retrain``: a gated new version from ``features``."""
@@ -375,12 +444,25 @@ class AgentActor:
 
     # ------------------------------------------------------------------ learning
     def feedback(self, outcomes: pa.Table) -> dict[str, Any]:
-        """Buffer and journal this agent's AGENT_OUTCOMES (DataError for another agent's row)."""
+        """Buffer and journal this agent's AGENT_OUTCOMES (DataError for another agent's row).
+
+        Idempotent by (symbol, ts): rows of a key received before are skipped, so Ray's retry
+        of a call the previous incarnation journaled (or outcomes sent again) journals and
+        counts nothing twice."""
         with self._state_lock:
-            new = self.buffer.add(outcomes)
-            if outcomes.num_rows:
+            rows = to_rows(outcomes)  # validated against the contract
+            if any(r[2] != self.agent for r in rows):
+                self.buffer.add(outcomes)  # refuses the whole batch, naming the first foreign row
+            fresh = [r for r in rows if (r[0], r[1]) not in self._fed]
+            new = self.buffer.add(from_rows(fresh) if len(fresh) < len(rows) else outcomes)
+            if fresh:
                 with self._journal_lock:
-                    self.journal.append("outcomes", {"agent": self.agent, "rows": to_rows(outcomes)})
+                    self.journal.append("outcomes", {"agent": self.agent, "rows": fresh})
+                self._fed |= {(r[0], r[1]) for r in fresh}
+                if len(self._fed) > 2 * self.buffer.capacity:  # bounded: the keys the buffer still holds
+                    held = self.buffer.table()
+                    self._fed = set(zip(held.column("symbol").to_pylist(),
+                                        held.column("ts").cast(pa.int64()).to_pylist(), strict=True))
             return {"new": new, **self.buffer.stats()}
 
     def feedback_own(self, agent_outcomes: pa.Table) -> dict[str, Any]:
@@ -390,15 +472,31 @@ class AgentActor:
 
         return self.feedback(agent_outcomes.filter(pc.equal(agent_outcomes.column("agent"), self.agent)))
 
+    def experience(self) -> pa.Table:
+        """The buffered outcomes (AGENT_OUTCOMES ordered by (ts, symbol)): what retrains learn from."""
+        with self._state_lock:
+            return self.buffer.table()
+
     def status(self) -> dict[str, Any]:
         return {
             "agent": self.agent,
             "version": self.version(),
             "serving": self.serve_app,
             "retraining": self._job is not None,
+            "retrain_lost": self._lost_retrain is not None,
             "last_error": self._last_error,
             "experience": self.buffer.stats(),
         }
+
+
+def _actor_id() -> str | None:
+    """The Ray actor this runs in (its id stays the same across restarts); None in-process."""
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_actor_id() if ray.is_initialized() else None
+    except Exception:  # no Ray worker here: a plain in-process object
+        return None
 
 
 def _keys(keys: Any) -> list[tuple[str, int]]:
@@ -436,9 +534,11 @@ def _owned(table: pa.Table) -> pa.Table:
 
 def remote_agent(num_cpus: float = 0.25, **options: Any) -> Any:
     """``AgentActor`` as a Ray actor class: explicit small CPU share, a few threads (predict
-    and status answer while a retrain runs)."""
+    and status answer while a retrain runs), restarted on a crash (its node lost: agents get
+    their own nodes, the likeliest loss) with its calls retried, as the consensus and the
+    portfolio are: every call is safe to run twice (module docstring)."""
     import ray
 
-    opts = {"num_cpus": num_cpus, "max_concurrency": 4, **options}
+    opts = {"num_cpus": num_cpus, "max_concurrency": 4, "max_restarts": -1, "max_task_retries": 3, **options}
     return ray.remote(AgentActor).options(**opts)
 

@@ -14,7 +14,9 @@
 * ``learn(outcomes)``: OUTCOMES (from ``PortfolioActor.outcomes_since``) score each agent's
   votes; the adaptive weights move, each voting agent gets its own outcome and reward (net
   of ``agents.cost``), calibration maps are refitted when due; returns the call's
-  AGENT_OUTCOMES.  An outcome seen before is ignored.
+  AGENT_OUTCOMES.  An outcome seen before is not learned again; its AGENT_OUTCOMES are
+  returned again, so a call Ray retries after a restart (the first attempt journaled, its
+  reply lost) returns what the first attempt did and the agents miss no feedback.
 * ``agent_outcomes(agent, since_ts)``: journaled AGENT_OUTCOMES still in memory.
 * ``weights()``, ``agent_stats()``, ``calibration()``, ``checkpoint()``, ``recovery()``.
 
@@ -120,7 +122,8 @@ class ConsensusActor(SettingsParticipant):
         return self.book.preview(votes)
 
     def learn(self, outcomes: pa.Table) -> pa.Table:
-        """Learn from OUTCOMES; returns this call's AGENT_OUTCOMES (validated)."""
+        """Learn from OUTCOMES; returns their AGENT_OUTCOMES (validated): learned now, or
+        journaled when they were learned (a retry: the same table as the first attempt)."""
         return self.book.learn(outcomes)
 
     def agent_outcomes(self, agent: str | None = None, since_ts: TimeLike | None = None) -> pa.Table:
@@ -170,7 +173,8 @@ def live_consensus() -> Any | None:
 
 def remote_consensus(num_cpus: float = 0.05, live: bool = True, **options: Any) -> Any:
     """``ConsensusActor`` as a Ray actor class: small CPU, restarted on a crash, calls retried
-    (idempotent: decisions are recorded per timestamp, outcomes learned once).
+    (idempotent: decisions are recorded per timestamp, outcomes learned once and a retried
+    ``learn`` answers the first attempt's AGENT_OUTCOMES again).
 
     ``live``: register it as the live consensus (``LIVE_NAME``), whose weights and
     calibration the serving gateway decides with; if one is already registered, this one

@@ -579,7 +579,7 @@ def _summary(d: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "agent": d["agent"], "version": d["version"], "parent": d["parent"], "promote": d["promote"],
         "reason": d["reason"], "metric": d["metric"],
-        "challenger": d["challenger"].get(d["metric"]),
+        "challenger": None if d["challenger"] is None else d["challenger"].get(d["metric"]),  # None: retrain lost
         "champion": None if d["champion"] is None else d["champion"].get(d["metric"]),
         "outcomes_matched": outcomes.get("matched", 0), "outcomes_used_as": outcomes.get("used_as"),
         "serving": d["serving"], "seconds": d.get("seconds"),
@@ -588,8 +588,9 @@ def _summary(d: Mapping[str, Any]) -> dict[str, Any]:
 
 def _describe(p: Mapping[str, Any]) -> str:
     champ = "n/a" if p["champion"] is None else f"{p['champion']:.2f}"
+    chal = "n/a" if p["challenger"] is None else f"{p['challenger']:.2f}"
     return (f"{p['agent']} {p['version']} (parent {p['parent']}) {'PROMOTED' if p['promote'] else 'rejected'}: "
-            f"{p['metric']} {p['challenger']:.2f} vs champion {champ}; {p['outcomes_matched']} outcomes used "
+            f"{p['metric']} {chal} vs champion {champ}; {p['outcomes_matched']} outcomes used "
             f"as {p['outcomes_used_as']}; serving {p['serving']}")
 
 

@@ -7,14 +7,16 @@ setting put it there:
 * head: the driver and the paper graph; ``one`` (everything of the one-node reference run) and a
   spare ``ledger`` (held by a placeholder until the ledger node is lost);
 * feeds: ``sources`` (DataSourceActors) and ``agents`` (AgentActors);
-* ledger: ``ledger`` (ConsensusActor, PortfolioActor), the node that is lost.
+* ledger: ``ledger`` (ConsensusActor, PortfolioActor, and in b one AgentActor), the node that
+  is lost.
 
 a. A backtest with every actor on the head, then with the actors spread by resource: each lands
    where its resource is, FEATURES and VOTES tables cross nodes intact, and the ledger (orders,
    final book, digest) is the same.
 b. A paper run on the spread placement loses the ledger node in the middle: the consensus and
-   the portfolio restart on the head from their checkpoints and journals, the graph's calls are
-   retried, the run finishes, and the ledger equals an undisturbed paper run's and the backtest's.
+   the portfolio (and an agent placed there) restart on the head from their checkpoints and
+   journals, the graph's calls are retried, the run finishes, and the ledger equals an
+   undisturbed paper run's and the backtest's.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ray.cluster_utils import Cluster
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors import pipeline
+from actors.agent import remote_agent
 from tests.raytools import COLD_START_S, poll, retry_once
 from tinywindow.config import Config, SourceConfig
 from tinywindow.crypto.keystore import KeyStore
@@ -39,8 +42,9 @@ from tinywindow.models.params import TEST_BUDGET
 PASSPHRASE = "multinode test passphrase"
 TRAIN_END, TRADE_START, TRADE_END = "2014-01-01", "2015-01-01", "2015-04-01"
 SOURCES = ["sp500", "nasdaq"]
+MOVED = "xgboost"  # b: the agent placed on the ledger node
 OBJECT_STORE = 200 * 1024**2  # per node: three nodes share one machine's /dev/shm
-SPARE_LEDGER = 2.0  # the head's spare "ledger" capacity: room for the consensus and the portfolio
+SPARE_LEDGER = 3.0  # the head's spare "ledger" capacity: room for the consensus, the portfolio and one agent
 # Logical CPUs: the one-node run puts 3 agents x 0.25 + 2 x 0.05 on the head; feeds holds the
 # spread run's agents.  Two real cores carry all three nodes (the actors are mostly idle).
 NODES: dict[str, dict[str, Any]] = {
@@ -237,6 +241,16 @@ def test_a_paper_run_survives_the_loss_of_its_ledger_node(world: dict[str, Any])
     if "backtest" in world:
         assert expected == world["backtest"]
 
+    # one agent on the ledger node too (agents get their own nodes: the likeliest node loss)
+    _kill(spread["agents"].actors[MOVED])  # an agent's journal has one writer
+    doc = spread["cfg"].model_dump(mode="json", exclude={"serving": {"token"}})
+    moved = remote_agent(num_cpus=0.25, resources={"ledger": 1}, **world["opts"]).remote(MOVED, doc)
+    assert ray.get(moved.version.remote()) == spread["agents"].trained[MOVED]["version"]
+    assert _node(moved) == nodes["ledger"]
+    stage = pipeline.AgentStage({a: moved if a == MOVED else h for a, h in spread["agents"].actors.items()},
+                                spread["agents"].trained, spread["agents"].seconds)
+    world["spread"]["agents"] = spread["agents"] = stage
+
     lost: dict[str, Any] = {}
 
     def lose_the_ledger_node(status: dict[str, Any]) -> None:
@@ -252,7 +266,7 @@ def test_a_paper_run_survives_the_loss_of_its_ledger_node(world: dict[str, Any])
     assert status["bars"] == whole["bars"]  # every bar once
     # a retried call answers as its first attempt did: the same decisions and orders
     assert status["signals"] == whole["signals"] and status["orders"] == whole["orders"]
-    for actor in (stream.consensus, stream.portfolio):
+    for actor in (stream.consensus, stream.portfolio, moved):
         info = _actor_info(actor)
         assert info["NumRestarts"] >= 1 and info["Address"]["NodeID"] == nodes["head"], info
     recovery = ray.get(stream.portfolio.recovery.remote())

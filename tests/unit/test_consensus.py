@@ -226,7 +226,8 @@ def test_consensus_actor_decides_learns_and_restarts(tmp_path: Path) -> None:
     assert rows.num_rows == 3 * 6  # every voting agent's own outcome
     w = a.weights()
     assert w["lstm"] > 1.0 > w["tfm"] and w["xgb"] == 1.0
-    assert a.learn(outcomes([("AAA", d, 0, 0.01) for d in days])).num_rows == 0  # learned once only
+    again = a.learn(outcomes([("AAA", d, 0, 0.01) for d in days]))  # a retry: learned once only,
+    assert again.equals(rows)  # but answered again with the first attempt's AGENT_OUTCOMES
     assert a.weights() == w
     stats = a.agent_stats()
     assert stats["lstm"]["hits"] == 6 and stats["tfm"]["hit_rate"] == 0.0
@@ -350,8 +351,11 @@ def test_each_voting_agent_gets_its_own_outcome_net_of_costs_and_replay_rebuilds
         book.submit_votes(vote_rows(day * DAY_NS, rows))
         book.decide(day * DAY_NS)
     first = book.learn(outcome_rows([("AAA", DAY_NS, 0.02), ("AAA", 2 * DAY_NS, -0.01)]))
-    second = book.learn(outcome_rows([("AAA", 3 * DAY_NS, 0.03), ("AAA", DAY_NS, 0.02)]))  # day 1 again: ignored
-    assert first.schema.equals(AGENT_OUTCOMES, check_metadata=False) and (first.num_rows, second.num_rows) == (4, 2)
+    # day 1 again: not learned again, its rows (as first returned them) come back before day 3's
+    second = book.learn(outcome_rows([("AAA", 3 * DAY_NS, 0.03), ("AAA", DAY_NS, 0.02)]))
+    assert first.schema.equals(AGENT_OUTCOMES, check_metadata=False) and (first.num_rows, second.num_rows) == (4, 4)
+    assert second.slice(0, 2).equals(first.slice(0, 2))
+    assert book.agent_outcome_rows().num_rows == 6  # nothing scored twice
     got = {(r["agent"], r["ts"].value // DAY_NS): r for t in (first, second) for r in t.to_pylist()}
     # reward = action * return - cost * |action - the agent's previous action on the symbol|
     expected = {("a", 1): 0.02 - 0.001, ("a", 2): -0.01, ("a", 3): -0.03 - 0.002,
@@ -364,6 +368,35 @@ def test_each_voting_agent_gets_its_own_outcome_net_of_costs_and_replay_rebuilds
     assert book.agent_outcome_rows(since_ts=3 * DAY_NS).num_rows == 2
     assert {k for k, _ in journal} >= {"votes", "decided", "learned", "agent_outcomes"}
     assert replayed(cfg, ["a", "b"], journal).snapshot() == book.snapshot()
+
+
+def test_a_learn_retried_after_a_restart_returns_the_first_attempts_agent_outcomes() -> None:
+    """The first attempt was journaled, then the actor died before answering: the restored
+    book (journal replay) answers the retry with the same AGENT_OUTCOMES and learns nothing
+    twice (weights, stats, per-agent outcomes and last actions as after the first attempt)."""
+    cfg = ConsensusConfig(threshold=0.5, quorum=1, learning_rate=0.5)
+    book, journal = journaled_book(cfg, ["a", "b"], cost=0.001)
+    for day, rows in ((1, [("a", "v1", 1, 0.8), ("b", "w7", -1, 0.6)]), (2, [("a", "v1", -1, 0.7), ("b", "w7", 1, 0.9)])):
+        book.submit_votes(vote_rows(day * DAY_NS, rows))
+        book.decide(day * DAY_NS)
+    book.learn(outcome_rows([("AAA", DAY_NS, 0.02)]))
+    call = outcome_rows([("AAA", 2 * DAY_NS, -0.01)])
+    first = book.learn(call)
+    assert first.num_rows == 2
+    restarted = replayed(cfg, ["a", "b"], journal)
+    retried = restarted.learn(call)
+    assert retried.equals(first)
+    assert restarted.snapshot() == book.snapshot()  # nothing learned twice
+    # and from a checkpoint (snapshot) instead of the journal
+    from tinywindow.consensus.state import ConsensusBook
+
+    restored = ConsensusBook(cfg, ["a", "b"], cost=0.001)
+    restored.restore(json.loads(json.dumps(book.snapshot())))
+    assert restored.learn(call).equals(first)
+    # a call of fresh outcomes returns only its own rows
+    book.submit_votes(vote_rows(3 * DAY_NS, [("a", "v1", 1, 0.8)]))
+    book.decide(3 * DAY_NS)
+    assert book.learn(outcome_rows([("AAA", 3 * DAY_NS, 0.01)])).num_rows == 1
 
 
 def test_the_consensus_actor_returns_and_keeps_agent_outcomes(tmp_path: Path) -> None:

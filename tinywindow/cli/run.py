@@ -305,8 +305,9 @@ def learning_lines(r: Any) -> str:
                    f"{sum(p['outcomes_matched'] for p in promos)} realized outcomes matched into their training data (summed)")
     for p in promos:
         champ = "n/a" if p["champion"] is None else f"{p['champion']:.2f}"
+        chal = "n/a" if p["challenger"] is None else f"{p['challenger']:.2f}"  # n/a: the retrain was lost
         out.append(f"  bar {p['bar']} ({p['day']}) {p['agent']} {p['version']} <- {p['parent']}: "
-                   f"{'promoted' if p['promote'] else 'rejected'}, {p['metric']} {p['challenger']:.2f} vs champion "
+                   f"{'promoted' if p['promote'] else 'rejected'}, {p['metric']} {chal} vs champion "
                    f"{champ}, {p['outcomes_matched']} outcomes ({p['outcomes_used_as']}), {p['seconds']}s")
     for a, st in sorted(r.retrains.items()):
         exp = st.get("experience", {})

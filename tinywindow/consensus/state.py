@@ -26,7 +26,10 @@ the only mutation, live calls record typed events (``VotesRecorded``, ``Consensu
   Spearman correlation of its scores with the returns over the symbols it voted on, all of
   one bar's outcomes scored together); the ICs are journaled with the weights and kept per
   agent (the last ``calibration_window``), and their mean is the agent's calibration factor
-  in score mode (``scoring.ic_scale``).  An outcome seen before is ignored.  The last
+  in score mode (``scoring.ic_scale``).  An outcome seen before is not learned again, but
+  its agent outcomes (those still remembered) are returned again: a call retried after its
+  reply was lost (an actor restarted between journaling and answering) returns what the
+  first attempt returned, so the agents get that bar's feedback.  The last
   ``decisions_kept`` decisions and agent outcomes are remembered.
 """
 
@@ -292,7 +295,8 @@ class ConsensusBook(EventSourced):
 
     def learn(self, outcomes: pa.Table) -> pa.Table:
         """Score agents on realized outcomes of remembered decisions (weights, per-agent
-        outcomes, calibration: see the module docstring); returns this call's AGENT_OUTCOMES."""
+        outcomes, calibration: see the module docstring); returns the AGENT_OUTCOMES of these
+        outcomes: this call's, and again those of outcomes learned before (a retry's)."""
         t = validate(outcomes, OUTCOMES, source="consensus.learn")
         df = pd.DataFrame(
             {
@@ -303,9 +307,12 @@ class ConsensusBook(EventSourced):
         ).drop_duplicates(["symbol", "ts"]).sort_values(["ts", "symbol"], kind="stable")
         keys, actions, confs, valid, rets = [], [], [], [], []
         scored_votes: list[tuple[str, int, float, list[Any]]] = []
+        seen: set[tuple[str, int]] = set()  # learned before: their agent outcomes are returned again
         col = {a: i for i, a in enumerate(self.agents)}
         for symbol, ts, ret in df.itertuples(index=False):
             dec = self.decisions.get((symbol, int(ts)))
+            if dec is not None and dec.get("learned"):
+                seen.add((symbol, int(ts)))
             if dec is None or dec.get("learned") or not np.isfinite(ret):
                 continue
             a = np.zeros(len(self.agents), np.int8)
@@ -340,12 +347,15 @@ class ConsensusBook(EventSourced):
                 tuple((symbol, ts) for symbol, ts in keys),
                 tuple(ic_rows),
             ))
+        # a retried call (or outcomes sent again): the rows journaled when they were learned,
+        # in the order they were returned then; read before this call's rows are appended
+        again = [r for r in self.agent_outcomes if (r[0], r[1]) in seen] if seen else []
         rows = self._agent_outcomes(scored_votes)
         if rows:
             self.record(AgentOutcomesScored(tuple(rows)))
         self._refit_calibration()
         self.commit()
-        return agent_outcomes_table(rows)
+        return agent_outcomes_table(again + rows)
 
     def _learn_ic(
         self, w0: np.ndarray, scored: Sequence[tuple[str, int, float, list[Any]]],
