@@ -71,28 +71,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 # Ray reads these when it is imported: set them first.
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
+from scale_stages import LEAD_DAYS, PERIOD_BARS, TABLES, kill, now, single_process, stage_split  # noqa: E402
+
 AGENTS = ["xgboost", "lstm", "transformer"]  # the 1- and 2-agent rows take the first ones
-PERIOD_BARS = 63  # run_trading's default: agents vote on a quarter at a time
-LEAD_DAYS = 180  # run_trading's features lead before a period
 OBJECT_STORE = 200 * 1024**2  # per node: three nodes share one machine's /dev/shm
 AUTOSCALE_YAML = os.path.join(ROOT, "cluster", "local-autoscale.yaml")
-TABLES = ("FEATURES", "FEATURES+lead", "VOTES", "VOTES+lead", "SIGNALS", "BARS", "ORDERS", "OUTCOMES")
 
 
 def load_avg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
-def now() -> float:
-    return time.perf_counter()
 
 
 # --------------------------------------------------------------------------- universe
@@ -173,13 +166,6 @@ def start_agents(cfg: Any, agents: Sequence[str], nodes: int, features: Any = No
     return stage
 
 
-def kill(*actors: Any) -> None:
-    import ray
-
-    for a in actors:
-        ray.kill(a, no_restart=True)
-
-
 def census(node_index: dict[str, int]) -> dict[int, dict[str, int]]:
     """ALIVE actors per node, by class (Ray's actor table in the GCS)."""
     import ray._private.state as state
@@ -230,158 +216,6 @@ def paper(cfg: Any, data: Any, agents: Any, sources: Sequence[str], name: str, w
             "steady": (b_last - b_first, t_last - t_first), "latency_ms": status["latency_ms"], "census": seen.get("census", {})}
 
 
-def stage_split(cfg: Any, data: Any, agents: Any, sources: Sequence[str], win: tuple[str, str]) -> dict[str, Any]:
-    """``run_trading``'s per-bar calls, each round trip timed, each handed table measured."""
-    import pyarrow as pa
-    import ray
-
-    from actors import pipeline
-    from actors.consensus import remote_consensus
-    from actors.portfolio import remote_portfolio
-    from tinywindow.config.placement import placement
-    from tinywindow.data.base import select
-
-    doc = cfg.model_dump(mode="json", exclude={"serving": {"token"}})
-    names = list(agents.actors)
-    consensus = remote_consensus(**placement(cfg.consensus.num_cpus, cfg.consensus.resources)).remote(
-        doc, names, "split-consensus")
-    portfolio = remote_portfolio(**placement(cfg.portfolio.num_cpus, cfg.portfolio.resources)).remote(doc, "split-portfolio")
-    ray.get(portfolio.last_bar_ts.remote())
-    bars = pipeline.bars_of(data, sources, win[0], win[1])
-    by_ts = pipeline._group_by_ts(bars)
-    times = sorted(by_ts)
-    lead_ns = int(np.timedelta64(LEAD_DAYS, "D") / np.timedelta64(1, "ns"))
-    feats = pipeline.features_of(data, sources, str(np.datetime64(win[0]) - np.timedelta64(LEAD_DAYS, "D")), win[1])
-    ms: dict[str, float] = Counter()
-    nbytes: dict[str, float] = Counter()
-    seq = explained = 0
-    t_all = now()
-    for p0 in range(0, len(times), PERIOD_BARS):
-        period = times[p0 : p0 + PERIOD_BARS]
-        lo, hi = period[0], period[-1] + 1
-        t0 = now()
-        period_feats = select(feats, None, lo - lead_ns, hi)
-        ref = ray.put(period_feats)
-        votes = ray.get([agents.actors[a].predict.remote(ref) for a in names])
-        ms["votes (agents predict, per period)"] += (now() - t0) * 1e3
-        nbytes["FEATURES+lead"] += period_feats.nbytes
-        in_period = int((period_feats.column("ts").cast(pa.int64()).to_numpy() >= lo).sum())
-        nbytes["FEATURES"] += period_feats.nbytes * in_period / max(1, period_feats.num_rows)
-        nbytes["VOTES+lead"] += sum(v.nbytes for v in votes)
-        used = pa.concat_tables([v.filter(pa.array(v.column("ts").cast(pa.int64()).to_numpy() >= lo)) for v in votes])
-        nbytes["VOTES"] += used.nbytes
-        votes_by_ts = pipeline._group_by_ts(used)
-        for ts in period:
-            bar, v = by_ts[ts], votes_by_ts.get(ts)
-            nbytes["BARS"] += bar.nbytes
-            if v is None or not v.num_rows:  # run_trading: the bar alone
-                t0 = now()
-                ray.get(portfolio.on_bars.remote(bar))
-                ms["portfolio (apply_signals)"] += (now() - t0) * 1e3
-            else:
-                t0 = now()
-                signals = ray.get(consensus.on_votes.remote(v))
-                t1 = now()
-                orders = ray.get(portfolio.apply_signals.remote(signals, bar))
-                t2 = now()
-                ms["consensus (on_votes)"] += (t1 - t0) * 1e3
-                ms["portfolio (apply_signals)"] += (t2 - t1) * 1e3
-                nbytes["SIGNALS"] += signals.nbytes
-                nbytes["ORDERS"] += orders.nbytes
-                if orders.num_rows:
-                    voters = sorted(set(v.column("agent").to_pylist()))
-                    t0 = now()
-                    ray.get([agents.actors[a].explain_and_record.remote(ref, orders) for a in voters])
-                    ms["explain_and_record (bars with orders)"] += (now() - t0) * 1e3
-                    explained += 1
-            t0 = now()
-            outcomes, seq = ray.get(portfolio.outcomes_since.remote(seq))
-            if outcomes.num_rows:
-                nbytes["OUTCOMES"] += outcomes.nbytes
-                routed = pipeline._route(ray.get(consensus.learn.remote(outcomes)), names)
-                ray.get([agents.actors[a].feedback.remote(t) for a, t in routed.items() if t.num_rows])
-            ms["outcomes -> learn -> feedback"] += (now() - t0) * 1e3
-            t0 = now()
-            ray.get(portfolio.snapshot.remote())
-            ms["snapshot (equity)"] += (now() - t0) * 1e3
-    total = (now() - t_all) * 1e3
-    kill(consensus, portfolio)
-    n = len(times)
-    symbols = len(set(bars.column("symbol").cast(pa.string()).to_pylist()))
-    return {"bars": n, "symbols": symbols, "ms_per_bar": {k: v / n for k, v in ms.items()},
-            "total_ms_per_bar": total / n, "bytes_per_bar": {k: nbytes[k] / n for k in TABLES},
-            "bars_with_orders": explained}
-
-
-# --------------------------------------------------------------------------- the peer
-
-
-def single_process(cfg: Any, passphrase: str, data: Any, agents: Sequence[str], sources: Sequence[str],
-                   win: tuple[str, str]) -> dict[str, Any]:
-    """The same bars, features and models through the domain classes in this process."""
-    import pyarrow as pa
-
-    from actors import pipeline
-    from tinywindow.consensus.state import ConsensusBook
-    from tinywindow.crypto import open_keystore
-    from tinywindow.data.base import select
-    from tinywindow.execution.engine import TradingEngine
-    from tinywindow.execution.tables import bar_rows, outcomes_table, signal_rows
-    from tinywindow.models.registry import ModelRegistry
-
-    registry = ModelRegistry.from_config(cfg.agents, cfg.crypto, cfg.data_dir,
-                                         open_keystore(cfg.crypto, cfg.data_dir, passphrase))
-    preds = {a: registry.load(a) for a in agents}
-    bars = pipeline.bars_of(data, sources, win[0], win[1])
-    by_ts = pipeline._group_by_ts(bars)
-    times = sorted(by_ts)
-    lead_ns = int(np.timedelta64(LEAD_DAYS, "D") / np.timedelta64(1, "ns"))
-    feats = pipeline.features_of(data, sources, str(np.datetime64(win[0]) - np.timedelta64(LEAD_DAYS, "D")), win[1])
-    book = ConsensusBook(cfg.consensus, list(agents))
-    engine = TradingEngine(cfg.risk, cfg.portfolio)
-    ms: dict[str, float] = Counter()
-    seq = orders = 0
-    first = select(feats, None, times[0] - lead_ns, times[min(len(times), PERIOD_BARS) - 1] + 1)
-    for a in agents:  # warm-up, untimed: the actors' predictors are warm by the time they are timed
-        preds[a].predict(first)
-    t_all = now()
-    for p0 in range(0, len(times), PERIOD_BARS):
-        period = times[p0 : p0 + PERIOD_BARS]
-        lo, hi = period[0], period[-1] + 1
-        t0 = now()
-        period_feats = select(feats, None, lo - lead_ns, hi)
-        votes = [preds[a].predict(period_feats) for a in agents]
-        votes_by_ts = pipeline._group_by_ts(pa.concat_tables(
-            [v.filter(pa.array(v.column("ts").cast(pa.int64()).to_numpy() >= lo)) for v in votes]))
-        ms["votes (agents predict, per period)"] += (now() - t0) * 1e3
-        for ts in period:
-            v = votes_by_ts.get(ts)
-            t0 = now()
-            sig = None
-            if v is not None and v.num_rows:
-                book.submit_votes(v)
-                sig = book.decide(ts)
-            t1 = now()
-            engine.on_bars(bar_rows(by_ts[ts], "bench"))
-            events = engine.apply_signals(signal_rows(sig, "bench")) if sig is not None else []
-            t2 = now()
-            orders += sum(1 for e in events if type(e).__name__ == "OrderSubmitted")
-            realized = engine.outcomes_since(seq)
-            if realized:
-                seq = max(o.seq for o in realized) + 1
-                book.learn(outcomes_table(realized))
-            t3 = now()
-            ms["consensus (on_votes)"] += (t1 - t0) * 1e3
-            ms["portfolio (apply_signals)"] += (t2 - t1) * 1e3
-            ms["outcomes -> learn -> feedback"] += (t3 - t2) * 1e3
-    secs = now() - t_all
-    n = len(times)
-    return {"bars": n, "seconds": secs, "orders": orders, "ms_per_bar": {k: v / n for k, v in ms.items()}}
-
-
-# --------------------------------------------------------------------------- autoscale
-
-
 def port_open(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(1.0)
@@ -389,8 +223,9 @@ def port_open(host: str, port: int) -> bool:
 
 
 def autoscale(actors: int, wait_s: float) -> dict[str, Any]:
-    """Start a fake_multinode head of our own, run the probe in a child driver, stop the head."""
-    from tests.raytools import COLD_START_S, RAY, poll, stop_session
+    """Start a fake_multinode head of our own (``tests.raytools.RayHead``, as the autoscaler
+    test does), run the probe in a child driver, stop the head."""
+    from tests.raytools import RayHead
 
     if not os.path.exists(AUTOSCALE_YAML):
         return {"skipped": f"{AUTOSCALE_YAML} not found"}
@@ -401,38 +236,21 @@ def autoscale(actors: int, wait_s: float) -> dict[str, Any]:
             return {"skipped": "port 6379 busy (another Ray head, e.g. a test's autoscaling cluster)"}
         time.sleep(5)
     t_wait_done = time.monotonic()
-    temp = tempfile.mkdtemp(prefix="twsc-", dir="/tmp")
-    token = Path(temp) / "auth_token"
-    token.write_text(secrets.token_hex(32))
-    token.chmod(0o600)
-    env = dict(os.environ)
-    env.update(RAY_AUTH_MODE="token", RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_TOKEN_PATH=str(token), RAY_FAKE_CLUSTER="1")
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    for k in ("RAY_ADDRESS", "RAY_AUTH_TOKEN"):
-        env.pop(k, None)
-    log_path = Path(temp) / "head.out"
-    proc = subprocess.Popen(
-        [RAY, "start", "--head", "--block", "--num-cpus=2", "--port=6379", "--include-dashboard=false",
-         f"--temp-dir={temp}", f"--autoscaling-config={AUTOSCALE_YAML}"],
-        env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True,  # noqa: SIM115
-    )
+    head = RayHead(num_cpus=2, port=6379, autoscaling_config=Path(AUTOSCALE_YAML), extra_env={"RAY_FAKE_CLUSTER": "1"})
     try:
-        def address() -> str | None:
-            if proc.poll() is not None:
-                raise RuntimeError(f"ray start exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
-            m = re.search(r"ray start --address='([^']+)'", log_path.read_text(errors="replace"))
-            return m.group(1) if m else None
-
-        addr = str(poll(address, bool, COLD_START_S, "the autoscaling head's address", 0.5))
-        out = subprocess.run([sys.executable, os.path.abspath(__file__), "--autoscale-probe", addr,
-                              "--autoscale-actors", str(actors)], env=env, capture_output=True, text=True, timeout=900)
+        head.start()
+        m = re.search(r"--address='([^']+)'", head.output())
+        if not m:
+            return {"skipped": f"no GCS address in the head's output: {head.output()[-1500:]}"}
+        out = subprocess.run([sys.executable, os.path.abspath(__file__), "--autoscale-probe", m.group(1),
+                              "--autoscale-actors", str(actors)], env=head.env(), capture_output=True, text=True,
+                             timeout=900)
         lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
         if out.returncode != 0 or not lines:
             return {"skipped": f"probe failed ({out.returncode}): {(out.stderr or out.stdout)[-1500:]}"}
         return {**json.loads(lines[-1]), "waited_for_port_s": round(t_wait_done - t_wait, 1)}
     finally:
-        stop_session(proc)
-        shutil.rmtree(temp, ignore_errors=True)
+        head.stop()
 
 
 def autoscale_probe(address: str, n: int) -> None:
